@@ -58,7 +58,7 @@ class Lead:
     error: dict[str, Any] | None
     mapping_version: str
     dedupe_key: str | None
-    attempts: int
+    attempts: int  # settles since the lead was last (re)queued; attempts() keeps the whole history
     next_attempt_at: float | None
     lease_owner: str | None
     lease_until: float | None
@@ -144,12 +144,21 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def requeue(self, lead_ids: Iterable[str] | None = None, source: str | None = None,
                 status: str = "dead", now: float = 0.0) -> int:
-        """Make dead letters (or ``status`` rows) due again; returns how many."""
+        """Make dead letters (or ``status`` rows) due again; returns how many.
+
+        ``lead_ids`` None means any id (an empty list matches none). Only leads that
+        carry a call and hold no live lease move; their ``attempts`` restarts at 0 so
+        the retry schedule starts over.
+        """
 
     @abc.abstractmethod
     def remap(self, lead_id: str, status: str, call: dict[str, Any] | None,
               error: dict[str, Any] | None, mapping_version: str, now: float) -> bool:
-        """Replace a stored request's mapping result (replay); status queued makes it due now."""
+        """Replace a stored request's mapping result (replay); status queued makes it due now.
+
+        ``status`` is queued (with a call), rejected or dropped. False when the lead is
+        unknown or a worker holds a live lease on it.
+        """
 
     @abc.abstractmethod
     def purge(self, older_than: float, statuses: tuple[str, ...] = ("delivered",)) -> int: ...

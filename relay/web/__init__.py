@@ -1,0 +1,64 @@
+"""The relay's web service: ``create_app()`` builds one Flask app per process.
+
+The app holds the loaded sources, the outbox and (once ``start_delivery`` runs,
+in each gunicorn worker) the dispatcher. A vendor is answered only after its
+request is committed to the outbox.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from relay.config import Settings
+from relay.store.base import Store
+from relay.web import health, hooks
+from relay.web.delivery import start_delivery, stop_delivery
+from relay.web.error_handlers import register_error_handlers
+from relay.web.ratelimit import RateLimiter
+from relay.web.registry import SourceRegistry
+from relay.web.request_id import init_request_id
+from relay.web.state import EXTENSION, RelayState, relay_state
+
+__all__ = ["create_app", "relay_state", "start_delivery", "stop_delivery"]
+
+log = logging.getLogger("relay.web")
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None,
+               dispatcher: Any = None, registry: SourceRegistry | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    env = settings.env or os.environ
+    if registry is None:
+        if not Path(settings.mappings_dir).is_dir():
+            log.warning("mappings directory %s does not exist: every source answers 404",
+                        settings.mappings_dir)
+        registry = SourceRegistry.load(settings.mappings_dir)
+    report_mapping_state(registry, env)
+    if store is None:
+        store = open_outbox(settings)
+
+    app = Flask(__name__)
+    app.extensions[EXTENSION] = RelayState(settings=settings, env=env, registry=registry, store=store,
+                                           limiter=RateLimiter(), dispatcher=dispatcher)
+    init_request_id(app)
+    register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(hooks.bp)
+    return app
+
+
+def report_mapping_state(registry: SourceRegistry, env: Any) -> None:
+    for problem in registry.problems:
+        log.error("mapping problem: %s", problem)
+    for name, missing in registry.missing_env(env).items():
+        log.warning("source %s answers 503 until these are set: %s", name, ", ".join(missing))
+
+
+def open_outbox(settings: Settings) -> Store:
+    from relay.store import open_store
+
+    return open_store(settings.database_url, synchronous=settings.sqlite_synchronous)  # migrates

@@ -1,0 +1,97 @@
+"""``relay mappings lint|test``: check mapping files and run their test cases."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from relay.mapping.testing import CaseResult, discover, run_cases
+
+DEFAULT_DIR_ENV = "RELAY_MAPPINGS_DIR"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("mappings", help="lint mapping files or run their test cases")
+    commands = parser.add_subparsers(dest="mappings_command", required=True)
+
+    lint = commands.add_parser("lint", help="report every problem in mapping files")
+    lint.add_argument("paths", nargs="*", metavar="PATH", help="mapping files or directories")
+    lint.add_argument("--no-env", action="store_true",
+                      help="skip the check that every ${VARIABLE} is set in this environment")
+    lint.set_defaults(func=run_lint)
+
+    test = commands.add_parser("test", help="run the cases in <source>.test.yaml files")
+    test.add_argument("paths", nargs="*", metavar="PATH", help="test files, mapping files or directories")
+    test.add_argument("--update", action="store_true",
+                      help="rewrite each case's expectation with what the mapping produces now")
+    test.set_defaults(func=run_test)
+
+
+def default_paths(paths: Sequence[str]) -> list[str]:
+    return list(paths) or [os.environ.get(DEFAULT_DIR_ENV) or "mappings"]
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    from relay.mapping import lint_paths
+
+    paths = default_paths(args.paths)
+    missing = [path for path in paths if not Path(path).exists()]
+    if missing:
+        print(f"no such file or directory: {', '.join(missing)}")
+        return 1
+    problems = lint_paths(paths, env=None if args.no_env else dict(os.environ))
+    for problem in problems:
+        print(f"{problem.file}:{problem.line}:{problem.column}: {problem.message} [{problem.code}]")
+    count = len(mapping_files(paths))
+    if problems:
+        files = len({problem.file for problem in problems})
+        print(f"{len(problems)} problem(s) in {files} file(s); {count} mapping file(s) checked")
+        return 1
+    print(f"{count} mapping file(s) OK")
+    return 0
+
+
+def mapping_files(paths: Iterable[str]) -> list[Path]:
+    files: list[Path] = []
+    for path in map(Path, paths):
+        candidates = sorted(path.glob("*.y*ml")) if path.is_dir() else [path]
+        files.extend(p for p in candidates if p.suffix in (".yaml", ".yml") and not p.name.endswith(".test.yaml"))
+    return files
+
+
+def run_test(args: argparse.Namespace) -> int:
+    paths = default_paths(args.paths)
+    missing = [path for path in paths if not Path(path).exists()]
+    if missing:
+        print(f"no such file or directory: {', '.join(missing)}")
+        return 1
+    test_files = discover(paths)
+    if not test_files:
+        print(f"no test files (*.test.yaml) found in {', '.join(paths)}")
+        return 1
+    results = [result for test_file in test_files for result in run_cases(test_file, update=args.update)]
+    for result in results:
+        print_result(result)
+    return print_summary(results)
+
+
+def print_result(result: CaseResult) -> None:
+    status = "UPDATED" if result.updated else "PASS" if result.passed else "FAIL"
+    print(f"{status} {result.label}")
+    if result.diff and not result.passed:
+        print(_indent(result.diff))
+
+
+def print_summary(results: list[CaseResult]) -> int:
+    failed = sum(not result.passed for result in results)
+    updated = sum(result.updated for result in results)
+    summary = f"{len(results) - failed} passed, {failed} failed"
+    if updated:
+        summary += f", {updated} updated"
+    print(summary)
+    return 1 if failed else 0
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())

@@ -1,0 +1,343 @@
+"""``relay outbox``: look into the outbox and act on it.
+
+    relay outbox list [--status S] [--source X] [--limit N] [--json]
+    relay outbox show ID
+    relay outbox counts [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--json]
+    relay outbox retry [ID...] [--source X] [--all-dead]
+    relay outbox replay [ID...] [--status rejected|dead] [--source X] [--dry-run]
+    relay outbox purge --older-than 30d [--status delivered]
+
+Every subcommand takes ``--database-url`` (default ``$RELAY_DATABASE_URL``).
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import calendar
+import json
+import re
+import sys
+import time
+from dataclasses import asdict
+from typing import Any, Callable, Iterable, TextIO
+from urllib.parse import parse_qsl, urlencode
+
+from relay.config import Settings
+from relay.errors import RelayError
+from relay.mapping.model import (ENV_REF, MASK, Drop, InboundRequest, Refusal, TrackdriveCall)
+from relay.store import open_store
+from relay.store.base import STATUSES, Lead, Store
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+REPLAYABLE = ("rejected", "dead")
+ALL_ROWS = 1_000_000_000  # "no limit" for list()
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+Handler = Callable[[argparse.Namespace, Store, TextIO], int]
+
+
+# --- argument parsing ---
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("outbox", help="inspect, retry, replay and purge stored leads")
+    parser.add_argument("--database-url", help="outbox URL (default $RELAY_DATABASE_URL)")
+    commands = parser.add_subparsers(dest="outbox_command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS lets the option sit before or after the subcommand without one erasing the other.
+    common.add_argument("--database-url", default=argparse.SUPPRESS,
+                        help="outbox URL (default $RELAY_DATABASE_URL)")
+
+    listing = commands.add_parser("list", parents=[common], help="newest leads first")
+    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--source")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true", help="one JSON array")
+    listing.set_defaults(func=_runner(run_list))
+
+    show = commands.add_parser("show", parents=[common], help="one lead with its attempts")
+    show.add_argument("id", metavar="ID")
+    show.set_defaults(func=_runner(run_show))
+
+    counts = commands.add_parser("counts", parents=[common],
+                                 help="leads per UTC day, source and status")
+    counts.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day, inclusive")
+    counts.add_argument("--until", type=_day, metavar="YYYY-MM-DD", help="last day, inclusive")
+    counts.add_argument("--json", action="store_true")
+    counts.set_defaults(func=_runner(run_counts))
+
+    retry = commands.add_parser("retry", parents=[common], help="make dead letters due again")
+    retry.add_argument("ids", nargs="*", metavar="ID")
+    retry.add_argument("--source")
+    retry.add_argument("--all-dead", action="store_true", help="every dead letter")
+    retry.set_defaults(func=_runner(run_retry))
+
+    replay = commands.add_parser("replay", parents=[common],
+                                 help="map stored requests again with the current mappings")
+    replay.add_argument("ids", nargs="*", metavar="ID")
+    replay.add_argument("--status", choices=REPLAYABLE)
+    replay.add_argument("--source")
+    replay.add_argument("--mappings", help="mappings directory (default $RELAY_MAPPINGS_DIR)")
+    replay.add_argument("--dry-run", action="store_true", help="show the outcome, change nothing")
+    replay.set_defaults(func=_runner(run_replay))
+
+    purge = commands.add_parser("purge", parents=[common], help="delete old leads")
+    purge.add_argument("--older-than", type=_duration, required=True, metavar="AGE",
+                       help="e.g. 30d, 12h, 2w")
+    purge.add_argument("--status", action="append", choices=STATUSES,
+                       help="repeatable; default delivered")
+    purge.set_defaults(func=_runner(run_purge))
+
+
+def _day(text: str) -> float:
+    try:
+        return float(calendar.timegm(time.strptime(text, "%Y-%m-%d")))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, not {text!r}") from None
+
+
+def _duration(text: str) -> float:
+    match = DURATION.match(text.strip().lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected an age such as 30d, 12h, 90m or 2w, not {text!r}")
+    return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
+
+
+def _runner(handler: Handler) -> Callable[[argparse.Namespace], int]:
+    """Open the outbox, run ``handler``, and turn failures into a message and exit code 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        settings = Settings.from_env()
+        url = getattr(args, "database_url", None) or settings.database_url
+        try:
+            store = open_store(url, synchronous=settings.sqlite_synchronous)
+        except (ValueError, RelayError) as exc:
+            return _fail(str(exc))
+        try:
+            return handler(args, store, sys.stdout)
+        except RelayError as exc:
+            return _fail(str(exc))
+        finally:
+            store.close()
+
+    return run
+
+
+def _fail(message: str) -> int:
+    print(f"relay outbox: error: {message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+# --- list, show, counts ---
+
+def run_list(args: argparse.Namespace, store: Store, out: TextIO) -> int:
+    leads = store.list(status=args.status, source=args.source, limit=args.limit)
+    if args.json:
+        _print_json([_summary(lead) for lead in leads], out)
+        return EXIT_OK
+    rows = [(lead.id, _iso(lead.received_at), lead.source, lead.status, str(lead.attempts),
+             "" if lead.response_status is None else str(lead.response_status))
+            for lead in leads]
+    _print_table(("ID", "RECEIVED", "SOURCE", "STATUS", "ATTEMPTS", "HTTP"), rows, out)
+    return EXIT_OK
+
+
+def run_show(args: argparse.Namespace, store: Store, out: TextIO) -> int:
+    lead = store.get(args.id)
+    if lead is None:
+        return _fail(f"no lead with id {args.id}")
+    shown = _details(lead, _secret_query_params(lead.source, args))
+    shown["attempt_log"] = [_attempt(settlement) for settlement in store.attempts(lead.id)]
+    _print_json(shown, out)
+    return EXIT_OK
+
+
+def run_counts(args: argparse.Namespace, store: Store, out: TextIO) -> int:
+    until = None if args.until is None else args.until + 86_400  # the last day is inclusive
+    counts = store.counts(since=args.since, until=until)
+    if args.json:
+        _print_json([asdict(count) for count in counts], out)
+        return EXIT_OK
+    rows = [(c.day, c.source, c.status, str(c.count)) for c in counts]
+    _print_table(("DAY", "SOURCE", "STATUS", "COUNT"), rows, out)
+    return EXIT_OK
+
+
+# --- retry, replay, purge ---
+
+def run_retry(args: argparse.Namespace, store: Store, out: TextIO) -> int:
+    if not (args.ids or args.source or args.all_dead):
+        return _usage("retry needs lead ids, --source or --all-dead")
+    count = store.requeue(args.ids or None, source=args.source, status="dead", now=time.time())
+    print(f"requeued {count} dead lead(s)"
+          + (f" of {len(args.ids)} given" if args.ids else ""), file=out)
+    return EXIT_OK
+
+
+def run_replay(args: argparse.Namespace, store: Store, out: TextIO) -> int:
+    if not (args.ids or args.status):
+        return _usage("replay needs lead ids or --status rejected|dead")
+    leads, missing = _select(store, args)
+    for lead_id in missing:
+        print(f"{lead_id}: no such lead", file=out)
+    mappings_dir = args.mappings or Settings.from_env().mappings_dir
+    try:
+        sources = load_sources(mappings_dir)
+    except (ImportError, OSError) as exc:
+        return _fail(f"cannot load the mappings in {mappings_dir}: {exc}")
+    failed = bool(missing)
+    for lead in leads:
+        failed |= not _replay_one(store, lead, sources, args.dry_run, out)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def run_purge(args: argparse.Namespace, store: Store, out: TextIO) -> int:
+    statuses = tuple(args.status or ("delivered",))
+    count = store.purge(time.time() - args.older_than, statuses)
+    print(f"purged {count} lead(s) with status {', '.join(statuses)}", file=out)
+    return EXIT_OK
+
+
+def _usage(message: str) -> int:
+    print(f"relay outbox: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _select(store: Store, args: argparse.Namespace) -> tuple[list[Lead], list[str]]:
+    if not args.ids:
+        return store.list(status=args.status, source=args.source, limit=ALL_ROWS), []
+    found = {lead_id: store.get(lead_id) for lead_id in args.ids}
+    leads = [lead for lead in found.values() if lead is not None
+             and (args.status is None or lead.status == args.status)
+             and (args.source is None or lead.source == args.source)]
+    return leads, [lead_id for lead_id, lead in found.items() if lead is None]
+
+
+def load_sources(mappings_dir: str) -> dict[str, Any]:
+    """Every source the mappings directory defines (problems are reported by ``mappings lint``)."""
+    from relay.mapping import load_directory
+
+    sources, _problems = load_directory(mappings_dir)
+    return dict(sources)
+
+
+def _replay_one(store: Store, lead: Lead, sources: dict[str, Any], dry_run: bool,
+                out: TextIO) -> bool:
+    source = sources.get(lead.source)
+    if source is None:
+        print(f"{lead.id}: no mapping for source {lead.source!r}; left {lead.status}", file=out)
+        return False
+    status, call, error = remapped(source, lead)
+    note = call["action"] if call else (error or {}).get("message") or (error or {}).get("reason", "")
+    if dry_run:
+        print(f"{lead.id}: {lead.status} -> {status} ({note}) [dry run]", file=out)
+        return True
+    if not store.remap(lead.id, status, call, error, source.version, time.time()):
+        print(f"{lead.id}: being delivered right now; left {lead.status}", file=out)
+        return False
+    print(f"{lead.id}: {lead.status} -> {status} ({note})", file=out)
+    return True
+
+
+def remapped(source: Any, lead: Lead) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+    """(status, call, error) that mapping the stored request with ``source`` gives now."""
+    request = InboundRequest(method=lead.method, content_type=lead.content_type, body=lead.body,
+                             query=lead.query, headers=dict(lead.headers),
+                             client_addr=lead.client_addr)
+    try:
+        outcome = source.map(request)
+    except RelayError as exc:
+        return "rejected", None, exc.to_dict()["error"]
+    if isinstance(outcome, TrackdriveCall):
+        return "queued", outcome.to_dict(), None
+    if isinstance(outcome, Refusal):
+        return "rejected", None, outcome.to_dict()
+    if isinstance(outcome, Drop):
+        return "dropped", None, outcome.to_dict()
+    raise TypeError(f"a mapping returned {type(outcome).__name__}")
+
+
+# --- presenting leads ---
+
+def _summary(lead: Lead) -> dict[str, Any]:
+    return {"id": lead.id, "source": lead.source, "status": lead.status,
+            "received_at": _iso(lead.received_at), "attempts": lead.attempts,
+            "next_attempt_at": _iso(lead.next_attempt_at),
+            "response_status": lead.response_status, "delivered_at": _iso(lead.delivered_at)}
+
+
+def _details(lead: Lead, secret_params: set[str]) -> dict[str, Any]:
+    body, encoding = _body_text(lead.body)
+    return {
+        **_summary(lead), "request_id": lead.request_id, "method": lead.method,
+        "content_type": lead.content_type, "query": _mask_query(lead.query, secret_params),
+        "headers": lead.headers, "client_addr": lead.client_addr, "body": body,
+        "body_encoding": encoding, "mapping_version": lead.mapping_version,
+        "call": None if lead.call is None else masked_call(lead.call), "error": lead.error,
+        "dedupe_key": lead.dedupe_key, "lease_owner": lead.lease_owner,
+        "lease_until": _iso(lead.lease_until), "response_body": lead.response_body,
+        "updated_at": _iso(lead.updated_at)}
+
+
+def _attempt(settlement: Any) -> dict[str, Any]:
+    shown = asdict(settlement)
+    shown["at"] = _iso(settlement.at)
+    shown["next_attempt_at"] = _iso(settlement.next_attempt_at)
+    return shown
+
+
+def masked_call(raw: dict[str, Any]) -> dict[str, Any]:
+    """The call with every secret parameter shown as its ``${ENV}`` reference or ``***``."""
+    shown = TrackdriveCall.from_dict(raw).masked()
+    for part in ("query", "body"):
+        for param in shown.get("secrets") or {}:
+            value = shown[part].get(param)
+            if value is not None and not (isinstance(value, str) and ENV_REF.match(value)):
+                shown[part][param] = MASK
+    return shown
+
+
+def _secret_query_params(source_name: str, args: argparse.Namespace) -> set[str]:
+    """Query parameters that carry a source's shared token (best effort: needs its mapping)."""
+    try:
+        source = load_sources(getattr(args, "mappings", None)
+                              or Settings.from_env().mappings_dir).get(source_name)
+    except Exception:  # a broken mappings directory must not hide the lead
+        return set()
+    token = getattr(getattr(source, "inbound", None), "token", None)
+    return {token.query} if token is not None and token.query else set()
+
+
+def _mask_query(query: str, secret_params: set[str]) -> str:
+    if not secret_params or not query:
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(name in secret_params for name, _ in pairs):
+        return query
+    return urlencode([(name, MASK if name in secret_params else value) for name, value in pairs],
+                     safe="*")
+
+
+def _body_text(body: bytes) -> tuple[str, str]:
+    try:
+        return body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode("ascii"), "base64"
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch * 1000) % 1000:03d}Z"
+
+
+def _print_json(value: Any, out: TextIO) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False), file=out)
+
+
+def _print_table(header: tuple[str, ...], rows: Iterable[tuple[str, ...]], out: TextIO) -> None:
+    rows = [header, *rows]
+    widths = [max(len(row[i] or "") for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join((cell or "").ljust(width) for cell, width in zip(row, widths)).rstrip(),
+              file=out)

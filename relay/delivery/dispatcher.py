@@ -1,0 +1,324 @@
+"""Moves leads from the outbox to Trackdrive: a poller plus a bounded pool.
+
+Two ways in: :meth:`Dispatcher.submit` hands over a lead the web layer has just
+committed (so it goes out at once), and the poller claims whatever else is due
+(retries, leases that expired, leads submitted while the pool was full). Every
+lead is leased before it is sent and settled after, so a crash or a stop never
+loses one: an unsettled lease just expires and the lead is due again.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
+from typing import Callable
+
+from relay.delivery.client import TrackdriveClient
+from relay.delivery.outcome import Delivered, Failed, Outcome, RetryLater
+from relay.delivery.ratelimit import TokenBucket
+from relay.delivery.retry import RetryPolicy
+from relay.mapping.model import TrackdriveCall
+from relay.store.base import Lead, Settlement, Store
+
+log = logging.getLogger("relay.delivery")
+
+MAX_STORE_BACKOFF_S = 30.0
+SETTLE_TRIES = 3
+
+
+class Dispatcher:
+    def __init__(self, store: Store, client: TrackdriveClient, policy: RetryPolicy, *, owner: str,
+                 concurrency: int = 16, rate_per_s: float = 0.0, lease_s: float = 60.0,
+                 poll_interval_s: float = 1.0, clock: Callable[[], float] = time.time,
+                 limiter: TokenBucket | None = None) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.store = store
+        self.client = client
+        self.policy = policy
+        self.owner = owner
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.poll_interval_s = poll_interval_s
+        self.clock = clock
+        self.limiter = limiter if limiter is not None else TokenBucket(rate_per_s)
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="relay-delivery")
+        self._lock = threading.Lock()
+        self._busy = 0  # slots taken by leads being claimed, held or sent
+        self._held: set[str] = set()  # claimed by us, not yet handed to the client
+        self._futures: set[Future] = set()
+        self._turned_away = False  # a submit found no free slot since the last poll
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        """Start polling; after a stop() this starts afresh."""
+        if self._poller is not None and self._poller.is_alive() and not self._stopping.is_set():
+            return
+        if self._stopping.is_set():
+            self._restart()
+        self._poller = threading.Thread(target=self._poll_forever, name="relay-delivery-poller",
+                                        daemon=True)
+        self._poller.start()
+
+    def stop(self, timeout_s: float) -> None:
+        """Stop claiming, let sends in flight finish, give back leads not yet sent."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        self._stopping.set()
+        self._wake.set()
+        if self._poller is not None:
+            self._poller.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            pending = set(self._futures)
+        wait_for_futures(pending, timeout=max(0.0, deadline - time.monotonic()))
+        self._release_held()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _restart(self) -> None:
+        if self._poller is not None:
+            self._poller.join()
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="relay-delivery")
+        self._stopping.clear()
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._busy
+
+    # --- the two ways in ---
+
+    def submit(self, lead_id: str) -> "Future[Outcome | None]":
+        """Deliver a just-committed lead now; never blocks.
+
+        The future's result is the attempt's Outcome, or None when the lead was
+        not taken here (pool full, stopping, or someone else holds it): it then
+        stays queued and the poller delivers it.
+        """
+        if self._stopping.is_set():
+            return _done(None)
+        if not self._take_slots(1):
+            with self._lock:
+                self._turned_away = True
+            return _done(None)
+        return self._run(self._claim_and_deliver, lead_id)
+
+    def poll_once(self) -> int:
+        """Claim what is due into the free slots; returns how many were claimed."""
+        if self._stopping.is_set():
+            return 0
+        free = self._take_slots(self.concurrency)
+        if not free:
+            return 0
+        with self._lock:
+            self._turned_away = False
+        try:
+            leads = self.store.claim_due(self.owner, free, self.lease_s, self.clock())
+        except BaseException:
+            self._give_slots(free)
+            raise
+        self._give_slots(free - len(leads))
+        if len(leads) == free:
+            with self._lock:
+                self._turned_away = True  # more may be due: look again when a slot frees
+        for lead in leads:
+            with self._lock:
+                self._held.add(lead.id)
+            self._run(self._deliver, lead)
+        return len(leads)
+
+    # --- internals ---
+
+    def _poll_forever(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                self.poll_once()
+                failures = 0
+                pause = self.poll_interval_s
+            except Exception as exc:  # the loop must outlive any store or row trouble
+                failures += 1
+                pause = min(MAX_STORE_BACKOFF_S, self.poll_interval_s * 2 ** min(failures, 5))
+                log.warning("claiming due leads failed: %s", _describe(exc),
+                            extra={"result": "store_error", "attempt": failures})
+            self._wake.wait(pause)
+
+    def _run(self, work: Callable[..., Outcome | None], arg: object) -> "Future[Outcome | None]":
+        try:
+            future = self._pool.submit(self._guarded, work, arg)
+        except RuntimeError:  # the pool was shut down under us
+            self._give_slots(1)
+            if isinstance(arg, Lead):
+                self._give_back(arg.id)
+            return _done(None)
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _guarded(self, work: Callable[..., Outcome | None], arg: object) -> Outcome | None:
+        try:
+            return work(arg)
+        except Exception as exc:
+            lead_id = arg.id if isinstance(arg, Lead) else str(arg)
+            log.exception("delivery of a lead failed unexpectedly: %s", _describe(exc),
+                          extra={"lead_id": lead_id, "result": "error"})
+            return None
+        finally:
+            self._give_slots(1)
+
+    def _claim_and_deliver(self, lead_id: str) -> Outcome | None:
+        if self._stopping.is_set():
+            return None
+        try:
+            lead = self.store.claim(lead_id, self.owner, self.lease_s, self.clock())
+        except Exception as exc:
+            log.warning("claiming a submitted lead failed: %s", _describe(exc),
+                        extra={"lead_id": lead_id, "result": "store_error"})
+            return None
+        if lead is None:
+            return None
+        with self._lock:
+            self._held.add(lead.id)
+        return self._deliver(lead)
+
+    def _deliver(self, lead: Lead) -> Outcome | None:
+        call = _call_of(lead)
+        if call is None:
+            if self._take_held(lead.id):
+                self._settle_bad_row(lead)
+            return None
+        if (self._stopping.is_set() or not self.limiter.acquire(self._stopping)
+                or not self._take_held(lead.id)):
+            self._give_back(lead.id)
+            return None
+        started = time.monotonic()
+        outcome = self.client.send(call, lead_id=lead.id)
+        latency_s = time.monotonic() - started
+        settlement = self._settlement(outcome, lead.attempts, latency_s)
+        self._settle(lead, settlement)
+        _log_attempt(lead, outcome, settlement, latency_s)
+        return outcome
+
+    def _settlement(self, outcome: Outcome, attempts_before: int, latency_s: float) -> Settlement:
+        now = self.clock()
+        if isinstance(outcome, Delivered):
+            return Settlement("delivered", now, outcome.status, outcome.body, latency_s=latency_s)
+        if isinstance(outcome, RetryLater):
+            delay = self.policy.next_delay(attempts_before + 1, outcome.retry_after_s)
+            if delay is None:
+                return Settlement("dead", now, outcome.status, outcome.body,
+                                  reason=f"retries_exhausted:{outcome.reason}", latency_s=latency_s)
+            return Settlement("retry", now, outcome.status, outcome.body, next_attempt_at=now + delay,
+                              reason=outcome.reason, latency_s=latency_s)
+        assert isinstance(outcome, Failed)
+        return Settlement("dead", now, outcome.status, outcome.body, reason=outcome.reason,
+                          latency_s=latency_s)
+
+    def _settle_bad_row(self, lead: Lead) -> None:
+        settlement = Settlement("dead", self.clock(), reason="bad_row",
+                                response_body="the stored call is missing or malformed")
+        self._settle(lead, settlement)
+        log.error("lead has no deliverable call", extra=_fields(lead, "dead", None, None, "bad_row"))
+
+    def _settle(self, lead: Lead, settlement: Settlement) -> None:
+        for attempt in range(1, SETTLE_TRIES + 1):
+            try:
+                if not self.store.settle(lead.id, self.owner, settlement):
+                    log.warning("lease lost before settling", extra=_fields(lead, "lease_lost", None,
+                                                                         None, settlement.reason))
+                return
+            except Exception as exc:
+                log.warning("settling a lead failed: %s", _describe(exc),
+                            extra={"lead_id": lead.id, "result": "store_error", "attempt": attempt})
+                # If it never settles, the lease expires and the lead is sent again;
+                # the Idempotency-Key lets Trackdrive recognise the repeat.
+                if self._stopping.wait(0.2 * attempt):
+                    return
+
+    def _take_held(self, lead_id: str) -> bool:
+        """Move a lead from held to being sent; False if stop() already gave it back."""
+        with self._lock:
+            if lead_id not in self._held:
+                return False
+            self._held.discard(lead_id)
+            return True
+
+    def _give_back(self, lead_id: str) -> None:
+        with self._lock:
+            held = lead_id in self._held
+            self._held.discard(lead_id)
+        if held:
+            self._release(lead_id)
+
+    def _release_held(self) -> None:
+        with self._lock:
+            held, self._held = self._held, set()
+        for lead_id in held:
+            self._release(lead_id)
+
+    def _release(self, lead_id: str) -> None:
+        try:
+            self.store.release(lead_id, self.owner)
+        except Exception as exc:  # its lease will expire instead
+            log.warning("releasing a lead failed: %s", _describe(exc),
+                        extra={"lead_id": lead_id, "result": "store_error"})
+
+    def _take_slots(self, wanted: int) -> int:
+        with self._lock:
+            taken = max(0, min(wanted, self.concurrency - self._busy))
+            self._busy += taken
+            return taken
+
+    def _give_slots(self, count: int) -> None:
+        if count <= 0:
+            return
+        with self._lock:
+            self._busy -= count
+            turned_away = self._turned_away
+        if turned_away:
+            # A submitted lead found the pool full and waits in the outbox: fetch it now.
+            self._wake.set()
+
+    def _forget(self, future: Future) -> None:
+        with self._lock:
+            self._futures.discard(future)
+
+
+def _call_of(lead: Lead) -> TrackdriveCall | None:
+    try:
+        return TrackdriveCall.from_dict(lead.call)  # type: ignore[arg-type]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _done(result: Outcome | None) -> "Future[Outcome | None]":
+    future: Future[Outcome | None] = Future()
+    future.set_result(result)
+    return future
+
+
+def _describe(exc: BaseException) -> str:
+    # Store errors name their problem; other exception texts could quote data, so only the type.
+    message = getattr(exc, "message", None)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _fields(lead: Lead, result: str, status: int | None, latency_s: float | None,
+            reason: str) -> dict[str, object]:
+    return {"lead_id": lead.id, "source": lead.source, "result": result, "status": status,
+            "latency_ms": None if latency_s is None else round(latency_s * 1000, 1),
+            "attempt": lead.attempts + 1, "reason": reason}
+
+
+def _log_attempt(lead: Lead, outcome: Outcome, settlement: Settlement, latency_s: float) -> None:
+    status = getattr(outcome, "status", None)
+    reason = getattr(outcome, "reason", "")
+    level = logging.INFO if settlement.result == "delivered" else logging.WARNING
+    log.log(level, "lead %s: %s", settlement.result, reason or status,
+            extra=_fields(lead, settlement.result, status, latency_s, reason))

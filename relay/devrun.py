@@ -1,0 +1,52 @@
+"""`make run`: serve the shipped mappings on this machine with one command.
+
+Without ``TRACKDRIVE_BASE_URL`` the relay delivers to a local sandbox started
+alongside it, and every secret a mapping references but the environment lacks
+gets a throwaway demo value, so a new user can post a sample at once. With
+``TRACKDRIVE_BASE_URL`` set, nothing is invented: missing secrets fail closed.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from relay.config import Settings
+from relay.mapping import load_directory
+
+SANDBOX_PORT = int(os.environ.get("RELAY_SANDBOX_PORT", "8089"))
+
+
+def _demo_env(settings: Settings) -> dict[str, str]:
+    sources, _ = load_directory(settings.mappings_dir)
+    names = set().union(*(source.required_env() for source in sources.values())) if sources else set()
+    return {name: f"demo-{name.lower()}" for name in sorted(names) if not os.environ.get(name)}
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    env = dict(os.environ)
+    sandbox = None
+    if "TRACKDRIVE_BASE_URL" not in os.environ:
+        sandbox = subprocess.Popen([sys.executable, "-m", "relay", "sandbox", "--port", str(SANDBOX_PORT)])
+        env["TRACKDRIVE_BASE_URL"] = f"http://127.0.0.1:{SANDBOX_PORT}"
+        demo = _demo_env(settings)
+        env.update(demo)
+        print(f"sandbox Trackdrive on http://127.0.0.1:{SANDBOX_PORT} "
+              f"(received calls: /_sandbox/received); demo secrets set for: {', '.join(demo) or 'none'}",
+              flush=True)
+        time.sleep(0.5)
+    os.makedirs("var", exist_ok=True)
+    try:
+        return subprocess.call([sys.executable, "-m", "relay", "serve"], env=env)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if sandbox:
+            sandbox.terminate()
+            sandbox.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

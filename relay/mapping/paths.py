@@ -1,0 +1,110 @@
+"""JSONPath access into a prepared payload.
+
+Most mapping paths are plain chains of keys (``$.form.phone``, ``$['First Name']``,
+``$.items[0]``). Those are walked directly over dicts and lists, which is an
+order of magnitude cheaper than a jsonpath-ng ``find()``. Anything richer
+(wildcards, filters, slices, ``..``) is parsed once by ``jsonpath_ng.ext``.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from jsonpath_ng.ext import parse as _parse_jsonpath
+
+Key = str | int
+
+# One segment of a simple path; the alternatives mirror jsonpath-ng's own lexer.
+_SEGMENT = re.compile(
+    r"""\.(?P<name>[A-Za-z_][A-Za-z0-9_\-]*)
+      | \."(?P<dq>[^"\\]*)"
+      | \.'(?P<sq>[^'\\]*)'
+      | \[\s*'(?P<bsq>[^'\\]*)'\s*\]
+      | \[\s*"(?P<bdq>[^"\\]*)"\s*\]
+      | \[\s*(?P<index>-?\d+)\s*\]""",
+    re.VERBOSE,
+)
+MISSING: Any = object()  # what walk() returns when a key is absent
+
+
+def simple_keys_of(text: str) -> tuple[Key, ...] | None:
+    """The key chain of a simple path, or None when the path needs jsonpath-ng."""
+    if not text.startswith("$"):
+        return None
+    keys: list[Key] = []
+    position = 1
+    while position < len(text):
+        match = _SEGMENT.match(text, position)
+        if match is None:
+            return None
+        index = match.group("index")
+        if index is not None:
+            keys.append(int(index))
+        else:
+            keys.append(next(g for g in match.group("name", "dq", "sq", "bsq", "bdq") if g is not None))
+        position = match.end()
+    return tuple(keys)
+
+
+def walk(payload: Any, keys: tuple[Key, ...]) -> Any:
+    """The value at ``keys`` or ``MISSING``; names never index lists, indexes never index dicts."""
+    value = payload
+    for key in keys:
+        if isinstance(key, int):
+            if not isinstance(value, list) or not -len(value) <= key < len(value):
+                return MISSING
+            value = value[key]
+        elif isinstance(value, dict):
+            value = value.get(key, MISSING)
+            if value is MISSING:
+                return MISSING
+        else:
+            return MISSING
+    return value
+
+
+class CompiledPath:
+    """A JSONPath compiled once; ``values()`` returns every match, in order."""
+
+    __slots__ = ("text", "simple_keys", "expression")
+
+    def __init__(self, text: str, simple_keys: tuple[Key, ...] | None, expression: Any) -> None:
+        self.text = text
+        self.simple_keys = simple_keys
+        self.expression = expression
+
+    def values(self, payload: Any) -> list[Any]:
+        if self.simple_keys is not None:
+            value = walk(payload, self.simple_keys)
+            return [] if value is MISSING else [value]
+        return [match.value for match in self.expression.find(payload)]
+
+    def __repr__(self) -> str:
+        return f"CompiledPath({self.text!r})"
+
+
+def compile_path(text: str) -> CompiledPath:
+    text = text.strip()
+    keys = simple_keys_of(text)
+    if keys is not None:
+        return CompiledPath(text, keys, None)
+    try:
+        expression = _parse_jsonpath(text)
+    except Exception as error:  # jsonpath-ng raises several unrelated types
+        raise ValueError(f"invalid JSONPath {text!r}: {_first_line(error)}") from None
+    return CompiledPath(text, None, expression)
+
+
+def is_empty(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, (list, dict, tuple)):
+        return not value
+    return False
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,65 @@
+"""Versioned schema changes for the SQL outbox.
+
+Each entry is applied once, in order, inside the migrating transaction, and
+recorded in ``schema_migrations``. Never edit an applied entry: append a new one.
+The SQL sticks to types and syntax PostgreSQL accepts too, apart from BLOB and
+AUTOINCREMENT, which a PostgreSQL backend spells BYTEA and an identity column.
+"""
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (1, (
+        """CREATE TABLE leads (
+            id TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            status TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            received_day TEXT NOT NULL,
+            method TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            query_string TEXT NOT NULL,
+            headers_json TEXT NOT NULL,
+            body BLOB NOT NULL,
+            client_addr TEXT NOT NULL,
+            call_json TEXT,
+            error_json TEXT,
+            mapping_version TEXT NOT NULL,
+            dedupe_key TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,
+            lease_owner TEXT,
+            lease_until REAL,
+            response_status INTEGER,
+            response_body TEXT,
+            delivered_at REAL,
+            updated_at REAL NOT NULL,
+            request_id TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX leads_due ON leads (status, next_attempt_at)",
+        "CREATE INDEX leads_status_received ON leads (status, received_at)",
+        "CREATE INDEX leads_source_received ON leads (source, received_at)",
+        "CREATE INDEX leads_received ON leads (received_at)",
+        """CREATE TABLE attempts (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            lead_id TEXT NOT NULL,
+            attempted_at REAL NOT NULL,
+            result TEXT NOT NULL,
+            response_status INTEGER,
+            response_body TEXT,
+            reason TEXT NOT NULL DEFAULT '',
+            latency_s REAL,
+            next_attempt_at REAL
+        )""",
+        "CREATE INDEX attempts_lead ON attempts (lead_id, seq)",
+        """CREATE TABLE dedupe_keys (
+            source TEXT NOT NULL,
+            dedupe_key TEXT NOT NULL,
+            lead_id TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (source, dedupe_key)
+        )""",
+        "CREATE INDEX dedupe_keys_lead ON dedupe_keys (lead_id)",
+        "CREATE INDEX dedupe_keys_expiry ON dedupe_keys (expires_at)",
+        "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY, beat_at REAL NOT NULL)",
+    )),
+)

@@ -1,0 +1,447 @@
+"""The SQLite outbox.
+
+Several gunicorn workers (processes) and their threads share one database
+file. Each thread uses its own connection; every write is a ``BEGIN IMMEDIATE``
+transaction, so writers queue on the file lock (up to ``busy_timeout_ms``)
+instead of failing half-way, and a claim can never hand one lead to two owners.
+WAL mode lets readers run alongside the single writer.
+
+Whatever SQLite reports (disk full, read-only file, lock held past the timeout,
+I/O error) leaves this module as :class:`relay.errors.StoreUnavailable`, so the
+web layer answers 503 and the delivery worker keeps running.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from relay.errors import StoreUnavailable
+from relay.store import new_lead_id
+from relay.store.base import (Count, Lead, PendingStats, Received, Settlement, Store)
+from relay.store.migrations import MIGRATIONS
+
+SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
+RESPONSE_BODY_LIMIT = 64 * 1024  # bytes of a Trackdrive answer worth keeping
+SETTLE_RESULTS = ("delivered", "retry", "dead")
+REMAP_STATUSES = ("queued", "rejected", "dropped")
+
+# A lead is deliverable when it waits for delivery, is due, and nobody holds a live lease.
+CLAIMABLE = ("status IN ('queued', 'retry')"
+             " AND (next_attempt_at IS NULL OR next_attempt_at <= :now)"
+             " AND (lease_until IS NULL OR lease_until <= :now)")
+NOT_LEASED = "(lease_until IS NULL OR lease_until <= :now)"
+
+LEAD_FIELDS = ("id", "source", "status", "received_at", "received_day", "method",
+               "content_type", "query_string", "headers_json", "body", "client_addr",
+               "call_json", "error_json", "mapping_version", "dedupe_key", "attempts",
+               "next_attempt_at", "lease_owner", "lease_until", "response_status",
+               "response_body", "delivered_at", "updated_at", "request_id")
+LEAD_COLUMNS = ", ".join(LEAD_FIELDS)
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced, so close() can reach every thread's."""
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL",
+                 busy_timeout_ms: int = 5000) -> None:
+        synchronous = synchronous.upper()
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, "
+                             f"not {synchronous!r}")
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.busy_timeout_ms = int(busy_timeout_ms)
+        self._local = threading.local()
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._connections_lock = threading.Lock()
+
+    # --- connections and transactions ---
+
+    def _connect(self) -> _Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout_ms / 1000,
+                               isolation_level=None, check_same_thread=False,
+                               factory=_Connection)
+        conn.row_factory = sqlite3.Row
+        try:
+            self._configure(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: _Connection | None = getattr(self._local, "conn", None)
+        # A connection inherited through fork() or closed under us is never reused.
+        if conn is None or self._local.pid != os.getpid() or not _is_open(conn):
+            conn = self._connect()
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._connections_lock:
+                self._connections.add(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction; commits on leaving, rolls back on error."""
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+        except (sqlite3.Error, OSError) as exc:
+            raise _unavailable(exc) from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            raise _unavailable(exc) from exc
+        except BaseException:
+            _rollback(conn)
+            raise
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self._connection()
+        except (sqlite3.Error, OSError) as exc:
+            raise _unavailable(exc) from exc
+
+    # --- schema ---
+
+    def migrate(self) -> None:
+        with self._write() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                         " version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+            applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for version, statements in MIGRATIONS:
+                if version in applied:
+                    continue
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                             (version, time.time()))
+            conn.execute(f"PRAGMA user_version = {MIGRATIONS[-1][0]}")
+
+    def schema_version(self) -> int:
+        with self._read() as conn:
+            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    # --- receiving ---
+
+    def insert(self, received: Received) -> tuple[Lead, bool]:
+        deduping = bool(received.dedupe_key) and received.dedupe_window_s > 0
+        lead_id = new_lead_id()
+        with self._write() as conn:
+            if deduping:
+                earlier = _dedupe_hit(conn, received)
+                if earlier is not None:
+                    return earlier, False
+            conn.execute(f"INSERT INTO leads ({LEAD_COLUMNS}) VALUES ({_placeholders(len(LEAD_FIELDS))})",
+                         _new_lead_row(lead_id, received))
+            if deduping:
+                conn.execute("INSERT INTO dedupe_keys (source, dedupe_key, lead_id, expires_at)"
+                             " VALUES (?, ?, ?, ?) ON CONFLICT (source, dedupe_key) DO UPDATE"
+                             " SET lead_id = excluded.lead_id, expires_at = excluded.expires_at",
+                             (received.source, received.dedupe_key, lead_id,
+                              received.received_at + received.dedupe_window_s))
+            lead = _fetch_lead(conn, lead_id)
+        assert lead is not None
+        return lead, True
+
+    # --- delivering ---
+
+    def claim(self, lead_id: str, owner: str, lease_s: float, now: float) -> Lead | None:
+        with self._write() as conn:
+            taken = conn.execute(
+                "UPDATE leads SET lease_owner = :owner, lease_until = :until, updated_at = :now"
+                f" WHERE id = :id AND {CLAIMABLE}",
+                {"owner": owner, "until": now + lease_s, "now": now, "id": lead_id}).rowcount
+            return _fetch_lead(conn, lead_id) if taken else None
+
+    def claim_due(self, owner: str, limit: int, lease_s: float, now: float) -> list[Lead]:
+        if limit <= 0:
+            return []
+        with self._write() as conn:
+            ids = [row[0] for row in conn.execute(
+                f"SELECT id FROM leads WHERE {CLAIMABLE} ORDER BY next_attempt_at, id LIMIT :limit",
+                {"now": now, "limit": limit})]
+            if not ids:
+                return []
+            conn.execute(
+                "UPDATE leads SET lease_owner = ?, lease_until = ?, updated_at = ?"
+                f" WHERE id IN ({_placeholders(len(ids))})", (owner, now + lease_s, now, *ids))
+            rows = conn.execute(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id IN"
+                                f" ({_placeholders(len(ids))}) ORDER BY next_attempt_at, id",
+                                ids).fetchall()
+        return [_lead(row) for row in rows]
+
+    def settle(self, lead_id: str, owner: str, settlement: Settlement) -> bool:
+        _check_settlement(settlement)
+        response_body = _truncate(settlement.response_body)
+        with self._write() as conn:
+            held = conn.execute("SELECT 1 FROM leads WHERE id = ? AND lease_owner = ?",
+                                (lead_id, owner)).fetchone()
+            if held is None:
+                return False
+            conn.execute(
+                "UPDATE leads SET status = :status, attempts = attempts + 1,"
+                " next_attempt_at = :next, lease_owner = NULL, lease_until = NULL,"
+                " response_status = :response_status, response_body = :response_body,"
+                " delivered_at = :delivered_at, updated_at = :at WHERE id = :id",
+                {"status": settlement.result, "id": lead_id, "at": settlement.at,
+                 "next": settlement.next_attempt_at if settlement.result == "retry" else None,
+                 "response_status": settlement.response_status, "response_body": response_body,
+                 "delivered_at": settlement.at if settlement.result == "delivered" else None})
+            conn.execute(
+                "INSERT INTO attempts (lead_id, attempted_at, result, response_status,"
+                " response_body, reason, latency_s, next_attempt_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (lead_id, settlement.at, settlement.result, settlement.response_status,
+                 response_body, settlement.reason, settlement.latency_s,
+                 settlement.next_attempt_at if settlement.result == "retry" else None))
+        return True
+
+    def release(self, lead_id: str, owner: str) -> bool:
+        with self._write() as conn:
+            return conn.execute(
+                "UPDATE leads SET lease_owner = NULL, lease_until = NULL, updated_at = ?"
+                " WHERE id = ? AND lease_owner = ?", (time.time(), lead_id, owner)).rowcount == 1
+
+    # --- reading ---
+
+    def get(self, lead_id: str) -> Lead | None:
+        with self._read() as conn:
+            return _fetch_lead(conn, lead_id)
+
+    def list(self, status: str | None = None, source: str | None = None,
+             limit: int = 100) -> list[Lead]:
+        where, params = _filters(status=status, source=source)
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {LEAD_COLUMNS} FROM leads {where}"
+                                " ORDER BY received_at DESC, id DESC LIMIT ?",
+                                (*params, limit)).fetchall()
+        return [_lead(row) for row in rows]
+
+    def attempts(self, lead_id: str) -> list[Settlement]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT result, attempted_at, response_status, response_body, next_attempt_at,"
+                " reason, latency_s FROM attempts WHERE lead_id = ? ORDER BY seq",
+                (lead_id,)).fetchall()
+        return [Settlement(result=row["result"], at=row["attempted_at"],
+                           response_status=row["response_status"],
+                           response_body=row["response_body"],
+                           next_attempt_at=row["next_attempt_at"], reason=row["reason"] or "",
+                           latency_s=row["latency_s"]) for row in rows]
+
+    def counts(self, since: float | None = None, until: float | None = None) -> list[Count]:
+        where, params = _filters(since=since, until=until)
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT received_day, source, status, COUNT(*) FROM leads {where}"
+                " GROUP BY received_day, source, status ORDER BY received_day, source, status",
+                params).fetchall()
+        return [Count(day=row[0], source=row[1], status=row[2], count=row[3]) for row in rows]
+
+    def pending_stats(self, now: float) -> PendingStats:
+        with self._read() as conn:
+            pending, oldest = conn.execute(
+                "SELECT COUNT(*), MIN(received_at) FROM leads"
+                " WHERE status IN ('queued', 'retry')").fetchone()
+            dead = conn.execute("SELECT COUNT(*) FROM leads WHERE status = 'dead'").fetchone()[0]
+        return PendingStats(pending=pending, oldest_received_at=oldest, dead=dead)
+
+    # --- operating ---
+
+    def requeue(self, lead_ids: Iterable[str] | None = None, source: str | None = None,
+                status: str = "dead", now: float = 0.0) -> int:
+        ids = None if lead_ids is None else list(lead_ids)
+        if ids == []:
+            return 0
+        where, params = _filters(status=status, source=source, ids=ids)
+        # Only leads with a call can be delivered; never steal a live lease.
+        where += " AND call_json IS NOT NULL AND (lease_until IS NULL OR lease_until <= ?)"
+        with self._write() as conn:
+            return conn.execute(
+                "UPDATE leads SET status = 'queued', next_attempt_at = ?, attempts = 0,"
+                f" lease_owner = NULL, lease_until = NULL, updated_at = ? {where}",
+                (now, now, *params, now)).rowcount
+
+    def remap(self, lead_id: str, status: str, call: dict[str, Any] | None,
+              error: dict[str, Any] | None, mapping_version: str, now: float) -> bool:
+        if status not in REMAP_STATUSES:
+            raise ValueError(f"remap status must be one of {', '.join(REMAP_STATUSES)}")
+        if status == "queued" and call is None:
+            raise ValueError("a queued lead needs a call")
+        with self._write() as conn:
+            return conn.execute(
+                "UPDATE leads SET status = :status, call_json = :call, error_json = :error,"
+                " mapping_version = :version, next_attempt_at = :next, attempts = 0,"
+                " lease_owner = NULL, lease_until = NULL, delivered_at = NULL, updated_at = :now"
+                f" WHERE id = :id AND {NOT_LEASED}",
+                {"status": status, "call": _dumps(call), "error": _dumps(error),
+                 "version": mapping_version, "next": now if status == "queued" else None,
+                 "now": now, "id": lead_id}).rowcount == 1
+
+    def purge(self, older_than: float, statuses: tuple[str, ...] = ("delivered",)) -> int:
+        if not statuses:
+            return 0
+        doomed = (f"SELECT id FROM leads WHERE status IN ({_placeholders(len(statuses))})"
+                  " AND received_at < ?")
+        params = (*statuses, older_than)
+        with self._write() as conn:
+            conn.execute(f"DELETE FROM attempts WHERE lead_id IN ({doomed})", params)
+            conn.execute(f"DELETE FROM dedupe_keys WHERE lead_id IN ({doomed})", params)
+            conn.execute("DELETE FROM dedupe_keys WHERE expires_at < ?", (older_than,))
+            return conn.execute(f"DELETE FROM leads WHERE id IN ({doomed})", params).rowcount
+
+    def check_writable(self) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT INTO heartbeat (id, beat_at) VALUES (1, ?)"
+                         " ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
+                         (time.time(),))
+
+    def close(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+            self._connections = weakref.WeakSet()
+        for conn in connections:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+
+# --- helpers (module level: they hold no state) ---
+
+def _unavailable(exc: BaseException) -> StoreUnavailable:
+    reason = str(exc) or type(exc).__name__
+    return StoreUnavailable(f"the outbox cannot commit: {reason}", reason=reason)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # the original error is the one worth reporting
+
+
+def _is_open(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.total_changes
+    except sqlite3.ProgrammingError:
+        return False
+    return True
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _utc_day(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(epoch))
+
+
+def _truncate(text: str | None, limit: int = RESPONSE_BODY_LIMIT) -> str | None:
+    if text is None:
+        return None
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    return encoded[:limit].decode("utf-8", errors="ignore")
+
+
+def _check_settlement(settlement: Settlement) -> None:
+    if settlement.result not in SETTLE_RESULTS:
+        raise ValueError(f"settlement result must be one of {', '.join(SETTLE_RESULTS)}")
+    if settlement.result == "retry" and settlement.next_attempt_at is None:
+        raise ValueError("a retry settlement needs next_attempt_at")
+
+
+def _filters(*, status: str | None = None, source: str | None = None,
+             ids: Sequence[str] | None = None, since: float | None = None,
+             until: float | None = None) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause (possibly empty) and its parameters, positional."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(status)
+    if source is not None:
+        clauses.append("source = ?")
+        params.append(source)
+    if ids is not None:
+        clauses.append(f"id IN ({_placeholders(len(ids))})")
+        params.extend(ids)
+    if since is not None:
+        clauses.append("received_at >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("received_at < ?")
+        params.append(until)
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else "WHERE 1 = 1"
+    return where, tuple(params)
+
+
+def _new_lead_row(lead_id: str, received: Received) -> tuple[Any, ...]:
+    # A queued lead is due at once; giving it a time keeps the claim index ordered.
+    next_attempt_at = received.received_at if received.status == "queued" else None
+    return (lead_id, received.source, received.status, received.received_at,
+            _utc_day(received.received_at), received.method, received.content_type,
+            received.query, _dumps(dict(received.headers)), bytes(received.body),
+            received.client_addr, _dumps(received.call), _dumps(received.error),
+            received.mapping_version, received.dedupe_key, 0, next_attempt_at, None, None,
+            None, None, None, received.received_at, received.request_id)
+
+
+def _dedupe_hit(conn: sqlite3.Connection, received: Received) -> Lead | None:
+    row = conn.execute(
+        f"SELECT {', '.join('l.' + name for name in LEAD_FIELDS)}"
+        " FROM dedupe_keys d JOIN leads l ON l.id = d.lead_id"
+        " WHERE d.source = ? AND d.dedupe_key = ? AND d.expires_at > ?",
+        (received.source, received.dedupe_key, received.received_at)).fetchone()
+    return None if row is None else _lead(row)
+
+
+def _fetch_lead(conn: sqlite3.Connection, lead_id: str) -> Lead | None:
+    row = conn.execute(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?", (lead_id,)).fetchone()
+    return None if row is None else _lead(row)
+
+
+def _lead(row: sqlite3.Row) -> Lead:
+    return Lead(
+        id=row["id"], source=row["source"], status=row["status"],
+        received_at=row["received_at"], method=row["method"],
+        content_type=row["content_type"], query=row["query_string"],
+        headers=_loads(row["headers_json"]) or {}, body=bytes(row["body"]),
+        client_addr=row["client_addr"], call=_loads(row["call_json"]),
+        error=_loads(row["error_json"]), mapping_version=row["mapping_version"],
+        dedupe_key=row["dedupe_key"], attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"], lease_owner=row["lease_owner"],
+        lease_until=row["lease_until"], response_status=row["response_status"],
+        response_body=row["response_body"], delivered_at=row["delivered_at"],
+        updated_at=row["updated_at"], request_id=row["request_id"] or "")

@@ -1,0 +1,54 @@
+"""The vendor's answer for a stored lead."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, jsonify
+
+from relay.store.base import Lead
+
+PENDING = ("queued", "retry")
+
+
+def json_response(body: dict[str, Any], status: int) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def lead_answer(lead: Lead, *, duplicate: bool = False) -> Response:
+    """The answer for a lead's current status (a repeat gets the first answer again)."""
+    body: dict[str, Any] = {"lead_id": lead.id, "status": lead.status, "source": lead.source}
+    status = 200
+    if lead.status in PENDING:
+        status = 202
+    elif lead.status == "rejected":
+        status = 422
+        body["error"] = dict(lead.error or {"code": "lead_refused", "message": "lead refused"})
+    elif lead.status == "dropped":
+        body["reason"] = (lead.error or {}).get("reason", "")
+    if duplicate:
+        body["duplicate"] = True
+    return json_response(body, status)
+
+
+def trackdrive_body(raw: Any) -> Any:
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def settled_answer(lead: Lead, status: str, trackdrive_status: int | None, raw_body: Any) -> Response:
+    """Sync mode: Trackdrive's own answer, wrapped with the lead's id."""
+    body = {"lead_id": lead.id, "status": status, "source": lead.source,
+            "trackdrive": {"status": trackdrive_status, "body": trackdrive_body(raw_body)}}
+    http_status = 200
+    if status == "delivered" and trackdrive_status and 200 <= trackdrive_status < 300:
+        http_status = trackdrive_status
+    return json_response(body, http_status)

@@ -1,0 +1,77 @@
+"""The dispatcher's life inside one web process (a gunicorn worker)."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from concurrent.futures import Future, TimeoutError as FutureTimeout
+from typing import Any
+
+from flask import Flask
+
+from relay.web.state import RelayState, relay_state
+
+log = logging.getLogger("relay.web")
+
+
+def worker_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def build_dispatcher(state: RelayState) -> Any:
+    from relay.delivery.client import TrackdriveClient
+    from relay.delivery.dispatcher import Dispatcher
+    from relay.delivery.retry import RetryPolicy
+
+    settings = state.settings
+    client = TrackdriveClient(settings.trackdrive_base_url, connect_timeout_s=settings.connect_timeout_s,
+                              read_timeout_s=settings.read_timeout_s, env=state.env)
+    policy = RetryPolicy(settings.retry_delays_s, settings.retry_jitter)
+    return Dispatcher(state.store, client, policy, owner=worker_owner(),
+                      concurrency=settings.delivery_concurrency, rate_per_s=settings.delivery_rate,
+                      lease_s=settings.lease_s, poll_interval_s=settings.poll_interval_s)
+
+
+def start_delivery(app: Flask) -> Any:
+    """Build (unless one was given) and start this process's dispatcher; returns it or None."""
+    state = relay_state(app)
+    if state.dispatcher is None:
+        if not state.settings.delivery_enabled:
+            return None
+        state.dispatcher = build_dispatcher(state)
+    if not state.delivery_started:
+        state.dispatcher.start()
+        state.delivery_started = True
+    return state.dispatcher
+
+
+def stop_delivery(app: Flask, timeout_s: float = 20.0) -> None:
+    """Stop claiming; leads this process still holds are released for the next start."""
+    state = relay_state(app)
+    if state.dispatcher is not None and state.delivery_started:
+        state.dispatcher.stop(timeout_s)
+        state.delivery_started = False
+
+
+def submit(state: RelayState, lead_id: str) -> Future | None:
+    """Hand a committed lead to delivery now; the poller finds it anyway if this fails."""
+    if state.dispatcher is None:
+        return None
+    try:
+        return state.dispatcher.submit(lead_id)
+    except Exception:
+        log.exception("could not submit lead %s; it stays queued in the outbox", lead_id)
+        return None
+
+
+def wait_for_outcome(future: Future | None, deadline_s: float) -> Any:
+    if future is None:
+        return None
+    try:
+        return future.result(timeout=max(0.0, deadline_s))
+    except FutureTimeout:
+        return None
+    except Exception:
+        log.exception("delivery failed while a sync request waited; the lead stays in the outbox")
+        return None

@@ -1,0 +1,110 @@
+"""``/hooks/<source>``: authenticate, read, map, commit, then acknowledge."""
+from __future__ import annotations
+
+from concurrent.futures import Future
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, Request, Response, request
+from werkzeug.exceptions import MethodNotAllowed
+
+from relay.delivery.outcome import Delivered, Failed
+from relay.errors import SourceMisconfigured, UnknownSource
+from relay.mapping.model import InboundRequest
+from relay.store.base import Lead
+from relay.web import answers, auth, body, intake
+from relay.web.addresses import client_address
+from relay.web.delivery import submit, wait_for_outcome
+from relay.web.record import kept_headers, query_without
+from relay.web.registry import Source
+from relay.web.request_id import current_request_id
+from relay.web.state import RelayState, relay_state
+
+bp = Blueprint("hooks", __name__)
+
+
+ACCEPTED_METHODS = ["GET", "POST", "PUT"]
+
+
+@bp.route("/hooks/<source_name>", methods=ACCEPTED_METHODS)
+def receive(source_name: str) -> Response:
+    if request.method not in ACCEPTED_METHODS:  # Flask adds HEAD to GET routes; a HEAD is no lead
+        raise MethodNotAllowed(valid_methods=ACCEPTED_METHODS)
+    state = relay_state()
+    source = find_source(state, source_name)
+    raw_query = request.environ.get("QUERY_STRING", "")
+    query_pairs = parse_qsl(raw_query, keep_blank_values=True, errors="replace")
+    if auth.is_meta_handshake(source.inbound, request.method, query_pairs):
+        # Meta does not sign its subscription GET: the verify token is its only credential.
+        return challenge_response(auth.meta_challenge(source.inbound, query_pairs, state.env))
+    state.limiter.check(source.name, source.inbound.rate_limit)
+    inbound_request = authenticated_request(state, source, raw_query, query_pairs)
+    return accept(state, source, inbound_request)
+
+
+def authenticated_request(state: RelayState, source: Source, raw_query: str,
+                          query_pairs: list[tuple[str, str]]) -> InboundRequest:
+    """The request as it will be stored, once every configured check has passed."""
+    inbound = source.inbound
+    client_addr = client_address(request.remote_addr, forwarded_for(request), state.settings.trusted_proxies)
+    auth.check_before_body(inbound, client_addr=client_addr, headers=request.headers,
+                           query_pairs=query_pairs, env=state.env)
+    body.check_declared_length(request.content_length, inbound.max_body_bytes)
+    raw_body = body.read_limited(request.stream, inbound.max_body_bytes)
+    auth.check_body(inbound, headers=request.headers, body=raw_body, env=state.env)
+    token_parameter = inbound.token.query if inbound.token else None
+    return InboundRequest(
+        method=request.method, content_type=request.headers.get("Content-Type", ""), body=raw_body,
+        query=query_without(raw_query, token_parameter),
+        headers=kept_headers(request.headers.items(), inbound), client_addr=client_addr)
+
+
+def find_source(state: RelayState, name: str) -> Source:
+    source = state.registry.get(name)
+    if source is None:
+        if state.registry.problems_for(name):
+            raise SourceMisconfigured(f"the mapping for source {name} has errors; run 'relay mappings lint'",
+                                      source=name)
+        raise UnknownSource(f"no source named {name!r}", source=name)
+    missing = source.missing_env(state.env)
+    if missing:
+        # Fails closed: a source whose secret is unset would otherwise run open.
+        raise SourceMisconfigured(f"environment variable {missing[0]} is not set",
+                                  source=name, variable=missing[0], variables=list(missing))
+    return source
+
+
+def forwarded_for(req: Request) -> str | None:
+    values = req.headers.getlist("X-Forwarded-For")
+    return ",".join(values) if values else None
+
+
+def challenge_response(challenge: str) -> Response:
+    response = Response(challenge, status=200, mimetype="text/plain")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def accept(state: RelayState, source: Source, inbound_request: InboundRequest) -> Response:
+    payload = intake.parse_payload(source, inbound_request)
+    outcome = intake.map_payload(source, payload)
+    key = intake.dedupe_key(source, payload, inbound_request.headers)
+    received = intake.build_received(source, inbound_request, outcome, key=key,
+                                     request_id=current_request_id())
+    lead, created = intake.persist(state.store, received)
+    if not created:
+        return answers.lead_answer(lead, duplicate=True)
+    if lead.status != "queued":
+        return answers.lead_answer(lead)
+    future = submit(state, lead.id)
+    if source.inbound.mode == "sync":
+        return sync_answer(lead, future, source.inbound.sync_deadline_s)
+    return answers.lead_answer(lead)
+
+
+def sync_answer(lead: Lead, future: Future | None, deadline_s: float) -> Response:
+    outcome = wait_for_outcome(future, deadline_s)
+    if isinstance(outcome, Delivered):
+        return answers.settled_answer(lead, "delivered", outcome.status, outcome.body)
+    if isinstance(outcome, Failed):
+        return answers.settled_answer(lead, "dead", outcome.status, outcome.body)
+    return answers.lead_answer(lead)

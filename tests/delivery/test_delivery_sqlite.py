@@ -1,0 +1,88 @@
+"""The dispatcher through the real SQLite outbox and the real sandbox."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from delivery_fakes import TOKEN, TOKEN_ENV, create_call, received, set_behaviour
+
+from relay.delivery.client import TrackdriveClient
+from relay.delivery.dispatcher import Dispatcher
+from relay.delivery.ratelimit import TokenBucket
+from relay.delivery.retry import RetryPolicy
+from relay.sandbox.server import RunningSandbox
+from relay.store import open_store
+from relay.store.base import Received, Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
+    yield opened
+    opened.close()
+
+
+def insert(store: Store, call: dict[str, Any] | None) -> str:
+    lead, _ = store.insert(Received(source="acme", received_at=time.time(), method="POST",
+                                    content_type="application/json", query="", headers={},
+                                    body=b'{"phone": "5551234567"}', client_addr="127.0.0.1",
+                                    status="queued", call=call, mapping_version="v1"))
+    return lead.id
+
+
+def eventually(condition: Callable[[], bool], limit_s: float = 30.0) -> bool:
+    pause = threading.Event()
+    for _ in range(int(limit_s / 0.02)):
+        if condition():
+            return True
+        pause.wait(0.02)
+    return condition()
+
+
+def dispatcher(store: Store, sandbox: RunningSandbox, **kwargs: Any) -> Dispatcher:
+    client = TrackdriveClient(sandbox.url, env={TOKEN_ENV: TOKEN})
+    options = {"owner": "w1", "concurrency": 8, "poll_interval_s": 0.02, **kwargs}
+    return Dispatcher(store, client, RetryPolicy(delays=(0,) * 30, jitter=0.0), **options)
+
+
+def test_submit_delivers_a_committed_lead(store: Store, sandbox: RunningSandbox) -> None:
+    lead_id = insert(store, create_call().to_dict())
+    worker = dispatcher(store, sandbox)
+    assert worker.submit(lead_id).result(timeout=30).status == 201
+    worker.stop(5)
+    lead = store.get(lead_id)
+    assert (lead.status, lead.attempts, lead.response_status) == ("delivered", 1, 201)
+    assert [a.result for a in store.attempts(lead_id)] == ["delivered"]
+    assert received(sandbox)[0]["lead_id"] == lead_id
+
+
+def test_faults_and_bad_rows_end_settled(store: Store, sandbox: RunningSandbox) -> None:
+    set_behaviour(sandbox, fail_rate=0.3, rate_429=0.1, retry_after=0, drop_rate=0.1, seed=5)
+    good = [insert(store, create_call().to_dict()) for _ in range(30)]
+    bad = insert(store, {"action": "create_lead"})
+    worker = dispatcher(store, sandbox)
+    worker.start()
+    assert eventually(lambda: all(store.get(i).status == "delivered" for i in good))
+    assert eventually(lambda: store.get(bad).status == "dead")
+    worker.stop(10)
+    accepted = sorted(r["lead_id"] for r in received(sandbox) if r["answer"]["fate"] == "accepted")
+    assert accepted == sorted(good)
+    assert any(a.result == "retry" for i in good for a in store.attempts(i))
+    assert store.attempts(bad)[0].reason == "bad_row"
+
+
+def test_stop_releases_claimed_leads_for_the_next_start(store: Store, sandbox: RunningSandbox) -> None:
+    ids = [insert(store, create_call().to_dict()) for _ in range(3)]
+    worker = dispatcher(store, sandbox, limiter=TokenBucket(0.001))  # one send, then a long wait
+    assert worker.poll_once() == 3
+    assert eventually(lambda: sum(store.get(i).status == "delivered" for i in ids) == 1)
+    worker.stop(10)
+    waiting = [store.get(i) for i in ids if store.get(i).status != "delivered"]
+    assert [(lead.status, lead.lease_owner) for lead in waiting] == [("queued", None)] * 2
+    successor = dispatcher(store, sandbox, owner="w2")
+    assert successor.poll_once() == 2
+    assert eventually(lambda: all(store.get(i).status == "delivered" for i in ids))
+    successor.stop(5)
