@@ -34,6 +34,7 @@ def default_paths(paths: Sequence[str]) -> list[str]:
 
 def run_lint(args: argparse.Namespace) -> int:
     from relay.mapping import lint_paths
+    from relay.mapping.compiler import is_error
 
     paths = default_paths(args.paths)
     missing = [path for path in paths if not Path(path).exists()]
@@ -44,11 +45,13 @@ def run_lint(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"{problem.file}:{problem.line}:{problem.column}: {problem.message} [{problem.code}]")
     count = len(mapping_files(paths))
-    if problems:
-        files = len({problem.file for problem in problems})
-        print(f"{len(problems)} problem(s) in {files} file(s); {count} mapping file(s) checked")
+    errors = [problem for problem in problems if is_error(problem)]
+    if errors:
+        files = len({problem.file for problem in errors})
+        print(f"{len(errors)} error(s) in {files} file(s); {count} mapping file(s) checked")
         return 1
-    print(f"{count} mapping file(s) OK")
+    warnings = len(problems) - len(errors)
+    print(f"{count} mapping file(s) OK" + (f", {warnings} warning(s)" if warnings else ""))
     return 0
 
 

@@ -44,6 +44,9 @@ class SandboxState:
     closing: threading.Event = field(default_factory=threading.Event)
     next_lead_id: int = 1
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Idempotency-Key -> the accepted answer. Trackdrive does not document one; the sandbox
+    # honours it so a crash-window resend shows up as "replayed" rather than a second lead.
+    answered_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def new_lead_id(self) -> int:
         with self.lock:
@@ -127,7 +130,16 @@ def _respond(state: SandboxState, action: str, caller_id: str | None, params: di
               else validate_caller_call(caller_id, params))
     if errors:
         return _answer(state, params, 422, {"success": False, "errors": errors}, "rejected")
-    return _answer(state, params, 201, _accepted_body(state, action, caller_id, params), "accepted")
+    key = request.headers.get("Idempotency-Key")
+    with state.lock:
+        earlier = state.answered_keys.get(key) if key else None
+    if earlier is not None:
+        return _answer(state, params, 200, earlier, "replayed")
+    body = _accepted_body(state, action, caller_id, params)
+    if key:
+        with state.lock:
+            state.answered_keys[key] = body
+    return _answer(state, params, 201, body, "accepted")
 
 
 def _accepted_body(state: SandboxState, action: str, caller_id: str | None,

@@ -27,6 +27,7 @@ class Recorder:
         self._by_status: Counter[str] = Counter()
         self._accepted_ids: Counter[str] = Counter()
         self._accepted = 0
+        self._replayed = 0
 
     def add(self, record: dict[str, Any]) -> None:
         status = record["answer"]["status"]
@@ -34,7 +35,9 @@ class Recorder:
             record["seq"] = len(self._records) + 1
             self._records.append(record)
             self._by_status[str(status) if status is not None else "dropped"] += 1
-            if status is not None and 200 <= status < 300:
+            if record["answer"].get("fate") == "replayed":
+                self._replayed += 1
+            elif status is not None and 200 <= status < 300:
                 self._accepted += 1
                 if record.get("lead_id"):
                     self._accepted_ids[record["lead_id"]] += 1
@@ -49,6 +52,7 @@ class Recorder:
             self._by_status.clear()
             self._accepted_ids.clear()
             self._accepted = 0
+            self._replayed = 0
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -58,4 +62,5 @@ class Recorder:
                 "by_status": dict(self._by_status),
                 "duplicates_accepted": sum(1 for n in self._accepted_ids.values() if n > 1),
                 "distinct_leads_accepted": len(self._accepted_ids),
+                "replayed": self._replayed,
             }

@@ -26,7 +26,8 @@ def build_dispatcher(state: RelayState) -> Any:
 
     settings = state.settings
     client = TrackdriveClient(settings.trackdrive_base_url, connect_timeout_s=settings.connect_timeout_s,
-                              read_timeout_s=settings.read_timeout_s, env=state.env)
+                              read_timeout_s=settings.read_timeout_s, env=state.env,
+                              pool_size=max(32, settings.delivery_concurrency))
     policy = RetryPolicy(settings.retry_delays_s, settings.retry_jitter)
     return Dispatcher(state.store, client, policy, owner=worker_owner(),
                       concurrency=settings.delivery_concurrency, rate_per_s=settings.delivery_rate,

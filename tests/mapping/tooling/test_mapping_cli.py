@@ -60,7 +60,7 @@ def test_lint_reports_file_line_col_and_defaults_to_the_env_dir(fake_compiler, m
     assert main(["mappings", "lint", "--no-env"]) == 1
     out = capsys.readouterr().out
     assert f"{mappings / 'acme.yaml'}:2:1: unknown key 'bad' [unknown_key]" in out
-    assert "1 problem(s) in 1 file(s)" in out
+    assert "1 error(s) in 1 file(s)" in out
 
 
 def test_lint_missing_path(fake_compiler, tmp_path, capsys):
