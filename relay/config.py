@@ -15,7 +15,7 @@ class Settings:
     database_url: str = "sqlite:///var/relay.db"
     mappings_dir: str = "mappings"
     trackdrive_base_url: str = "https://trackdrive.com"
-    delivery_concurrency: int = 16  # per process
+    delivery_concurrency: int = 64  # per process; threads mostly wait on Trackdrive
     delivery_rate: float = 0.0  # calls/s per process; 0 = unlimited
     connect_timeout_s: float = 3.05
     read_timeout_s: float = 15.0

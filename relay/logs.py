@@ -9,25 +9,58 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import re
-import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Iterable, Mapping
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
-_PHONE = re.compile(r"(?<![\w+.])((?:\+|%2B)\d{10,15}|(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4})(?!\w|\.\d)")
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# Also as they look percent-encoded in a logged URL: %2B for +, %28/%29 for parentheses,
+# %20 or + for a space, %40 for @.
+_SEP = r"(?:[\s.+-]|%20)?"
+_PHONE = re.compile(r"(?<![\w+.])((?:\+|%2B)\d{10,15}"
+                    rf"|(?:(?:\+|%2B)?1{_SEP})?(?:\(|%28)?\d{{3}}(?:\)|%29)?{_SEP}\d{{3}}{_SEP}\d{{4}})"
+                    r"(?!\w|\.\d)")
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(?:@|%40)([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
-_secrets: set[str] = set()
+_secrets: tuple[str, ...] = ()  # longest first, so a secret inside another is not half-masked
 _secrets_lock = threading.Lock()
 
 
 def register_secret(value: str | None) -> None:
+    """Never write ``value``: not as is, JSON-escaped or percent-encoded (as in a URL)."""
+    global _secrets
     # Short values would mask ordinary words; real tokens are long.
-    if value and len(value) >= 6:
-        with _secrets_lock:
-            _secrets.add(value)
+    if not value or len(value) < 6:
+        return
+    forms = {value, json.dumps(value, ensure_ascii=False)[1:-1], json.dumps(value)[1:-1],
+             quote(value, safe=""), quote_plus(value, safe="")}
+    with _secrets_lock:
+        _secrets = tuple(sorted(set(_secrets) | forms, key=len, reverse=True))
+
+
+def register_secrets(values: Iterable[str | None]) -> None:
+    for value in values:
+        register_secret(value)
+
+
+def register_env_secrets(names: Iterable[str], env: Mapping[str, str]) -> None:
+    """Register the values of the named environment variables (those that are set)."""
+    register_secrets(env.get(name) for name in names)
+
+
+def register_url_password(url: str | None) -> None:
+    """A database URL's password, should it ever appear in an error message."""
+    if not url:
+        return
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return
+    if password:
+        register_secrets([password, unquote(password)])
 
 
 def mask_phone(text: str) -> str:
@@ -60,14 +93,28 @@ class JsonFormatter(logging.Formatter):
         return mask_text(json.dumps(entry, default=str, ensure_ascii=False))
 
 
-def configure(level: str = "INFO") -> None:
+def logging_config(level: str = "INFO", *, access_log: bool = False) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` dict: every logger, gunicorn's included, as JSON on stderr.
+
+    The relay writes its own line per request, so gunicorn's access log is off unless
+    asked for; when on, it goes through the same masking.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "relay.logs.JsonFormatter"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                                "stream": "ext://sys.stderr"}},
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+        "loggers": {
+            "gunicorn.error": {"level": level.upper(), "handlers": [], "propagate": True},
+            "gunicorn.access": {"level": "INFO" if access_log else "CRITICAL", "handlers": [],
+                                "propagate": access_log},
+            "werkzeug": {"handlers": [], "propagate": True},
+        },
+    }
+
+
+def configure(level: str = "INFO", *, access_log: bool = False) -> None:
     """Route the relay's and gunicorn's logs through the JSON formatter on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for name in ("gunicorn.error", "gunicorn.access", "werkzeug"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = []
-        logger.propagate = True
+    logging.config.dictConfig(logging_config(level, access_log=access_log))

@@ -15,6 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from typing import Callable
 
+from relay import metrics
+from relay.delivery.breaker import BreakerSettings, Breakers, base_url_key
 from relay.delivery.client import TrackdriveClient
 from relay.delivery.outcome import Delivered, Failed, Outcome, RetryLater
 from relay.delivery.ratelimit import TokenBucket
@@ -32,7 +34,7 @@ class Dispatcher:
     def __init__(self, store: Store, client: TrackdriveClient, policy: RetryPolicy, *, owner: str,
                  concurrency: int = 16, rate_per_s: float = 0.0, lease_s: float = 60.0,
                  poll_interval_s: float = 1.0, clock: Callable[[], float] = time.time,
-                 limiter: TokenBucket | None = None) -> None:
+                 limiter: TokenBucket | None = None, breakers: Breakers | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.store = store
@@ -44,6 +46,8 @@ class Dispatcher:
         self.poll_interval_s = poll_interval_s
         self.clock = clock
         self.limiter = limiter if limiter is not None else TokenBucket(rate_per_s)
+        # Off unless given: a breaker needs settings from the environment (see relay.web.delivery).
+        self.breakers = breakers if breakers is not None else Breakers(BreakerSettings(failures=0))
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="relay-delivery")
         self._lock = threading.Lock()
         self._busy = 0  # slots taken by leads being claimed, held or sent
@@ -193,6 +197,12 @@ class Dispatcher:
             if self._take_held(lead.id):
                 self._settle_bad_row(lead)
             return None
+        target = self._target_of(call)
+        paused_until = self.breakers.admit(target)
+        if paused_until is not None:
+            if self._take_held(lead.id):
+                self._defer(lead.id, paused_until)
+            return None
         if (self._stopping.is_set() or not self.limiter.acquire(self._stopping)
                 or not self._take_held(lead.id)):
             self._give_back(lead.id)
@@ -200,6 +210,7 @@ class Dispatcher:
         started = time.monotonic()
         outcome = self.client.send(call, lead_id=lead.id)
         latency_s = time.monotonic() - started
+        self.breakers.record(target, outcome)
         settlement = self._settlement(outcome, lead.attempts, latency_s)
         self._settle(lead, settlement)
         _log_attempt(lead, outcome, settlement, latency_s)
@@ -225,6 +236,7 @@ class Dispatcher:
                                 response_body="the stored call is missing or malformed")
         self._settle(lead, settlement)
         log.error("lead has no deliverable call", extra=_fields(lead, "dead", None, None, "bad_row"))
+        metrics.record_attempt(lead.source, "dead", "bad_row")
 
     def _settle(self, lead: Lead, settlement: Settlement) -> None:
         for attempt in range(1, SETTLE_TRIES + 1):
@@ -240,6 +252,23 @@ class Dispatcher:
                 # the Idempotency-Key lets Trackdrive recognise the repeat.
                 if self._stopping.wait(0.2 * attempt):
                     return
+
+    def _target_of(self, call: TrackdriveCall) -> str:
+        return base_url_key(call, getattr(self.client, "env", {}),
+                            getattr(self.client, "default_base_url", ""))
+
+    def _defer(self, lead_id: str, until: float) -> None:
+        """Put a lead back untouched while its Trackdrive is paused: no attempt is spent."""
+        try:
+            deferred = self.store.defer(lead_id, self.owner, until, self.clock())
+        except NotImplementedError:
+            deferred = False
+        except Exception as exc:  # its lease expires instead
+            log.warning("deferring a lead failed: %s", _describe(exc),
+                        extra={"lead_id": lead_id, "result": "store_error"})
+            return
+        if not deferred:
+            self._release(lead_id)
 
     def _take_held(self, lead_id: str) -> bool:
         """Move a lead from held to being sent; False if stop() already gave it back."""
@@ -310,15 +339,19 @@ def _describe(exc: BaseException) -> str:
 
 
 def _fields(lead: Lead, result: str, status: int | None, latency_s: float | None,
-            reason: str) -> dict[str, object]:
-    return {"lead_id": lead.id, "source": lead.source, "result": result, "status": status,
-            "latency_ms": None if latency_s is None else round(latency_s * 1000, 1),
-            "attempt": lead.attempts + 1, "reason": reason}
+            reason: str, next_attempt_in_s: float | None = None) -> dict[str, object]:
+    return {"lead_id": lead.id, "source": lead.source, "request_id": lead.request_id, "result": result,
+            "status": status, "latency_ms": None if latency_s is None else round(latency_s * 1000, 1),
+            "attempt": lead.attempts + 1, "reason": reason, "next_attempt_in_s": next_attempt_in_s}
 
 
 def _log_attempt(lead: Lead, outcome: Outcome, settlement: Settlement, latency_s: float) -> None:
     status = getattr(outcome, "status", None)
     reason = getattr(outcome, "reason", "")
     level = logging.INFO if settlement.result == "delivered" else logging.WARNING
+    next_in_s = (None if settlement.next_attempt_at is None
+                 else round(max(0.0, settlement.next_attempt_at - settlement.at), 1))
     log.log(level, "lead %s: %s", settlement.result, reason or status,
-            extra=_fields(lead, settlement.result, status, latency_s, reason))
+            extra=_fields(lead, settlement.result, status, latency_s, reason, next_in_s))
+    metrics.record_attempt(lead.source, settlement.result, settlement.reason,
+                           received_at=lead.received_at, settled_at=settlement.at)

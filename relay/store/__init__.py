@@ -1,7 +1,7 @@
 """The outbox: durable storage for every lead between receipt and delivery.
 
-``open_store(url)`` picks the backend from the database URL; every backend
-implements :class:`relay.store.base.Store`.
+``open_store(url)`` picks the backend from the database URL (``sqlite:///...`` or
+``postgresql://...``); every backend implements :class:`relay.store.base.Store`.
 """
 from __future__ import annotations
 
@@ -57,11 +57,12 @@ def open_store(url: str, *, synchronous: str = "FULL", migrate: bool = True) -> 
 
         store: Store = SQLiteStore(sqlite_path(url), synchronous=synchronous)
     elif scheme in ("postgres", "postgresql"):
-        raise ValueError(f"database URL scheme {scheme!r} is not supported yet; "
-                         "use sqlite:///path/to/relay.db")
+        from relay.store.postgres import PostgresStore
+
+        store = PostgresStore(url)
     else:
         raise ValueError(f"unknown database URL scheme {scheme!r} in RELAY_DATABASE_URL; "
-                         "expected sqlite:///path/to/relay.db")
+                         "expected sqlite:///path/to/relay.db or postgresql://host/dbname")
     if migrate:
         store.migrate()
     return store

@@ -127,6 +127,15 @@ class Store(abc.ABC):
     def release(self, lead_id: str, owner: str) -> bool:
         """Give a lease back untouched (shutdown), so the lead is due again at once."""
 
+    def defer(self, lead_id: str, owner: str, next_attempt_at: float, now: float) -> bool:
+        """Give a lease back without an attempt: status and attempts stay, due at ``next_attempt_at``.
+
+        Used while delivery to Trackdrive is paused (the circuit breaker is open), so
+        waiting does not spend the lead's retries. False if ``owner`` no longer holds it.
+        Every backend must implement it; this default is only a placeholder.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement defer()")
+
     @abc.abstractmethod
     def get(self, lead_id: str) -> Lead | None: ...
 

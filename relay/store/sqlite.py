@@ -221,6 +221,13 @@ class SQLiteStore(Store):
                 "UPDATE leads SET lease_owner = NULL, lease_until = NULL, updated_at = ?"
                 " WHERE id = ? AND lease_owner = ?", (time.time(), lead_id, owner)).rowcount == 1
 
+    def defer(self, lead_id: str, owner: str, next_attempt_at: float, now: float) -> bool:
+        with self._write() as conn:
+            return conn.execute(
+                "UPDATE leads SET next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,"
+                " updated_at = ? WHERE id = ? AND lease_owner = ? AND status IN ('queued', 'retry')",
+                (next_attempt_at, now, lead_id, owner)).rowcount == 1
+
     # --- reading ---
 
     def get(self, lead_id: str) -> Lead | None:

@@ -15,11 +15,13 @@ from flask import Flask
 
 from relay.config import Settings
 from relay.store.base import Store
-from relay.web import health, hooks
+from relay.web import admin, health, hooks, openapi
 from relay.web.delivery import start_delivery, stop_delivery
 from relay.web.error_handlers import register_error_handlers
 from relay.web.ratelimit import RateLimiter
 from relay.web.registry import SourceRegistry
+from relay.web.reload import register_all_secrets
+from relay.web.observe import init_observe
 from relay.web.request_id import init_request_id
 from relay.web.state import EXTENSION, RelayState, relay_state
 
@@ -38,16 +40,20 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
                         settings.mappings_dir)
         registry = SourceRegistry.load(settings.mappings_dir)
     report_mapping_state(registry, env)
+    register_all_secrets(registry, env)
     if store is None:
         store = open_outbox(settings)
 
     app = Flask(__name__)
     app.extensions[EXTENSION] = RelayState(settings=settings, env=env, registry=registry, store=store,
-                                           limiter=RateLimiter(), dispatcher=dispatcher)
+                                           limiter=RateLimiter.from_env(env), dispatcher=dispatcher)
     init_request_id(app)
+    init_observe(app)
     register_error_handlers(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(admin.bp)
     app.register_blueprint(hooks.bp)
+    app.register_blueprint(openapi.bp)
     return app
 
 
@@ -59,6 +65,14 @@ def report_mapping_state(registry: SourceRegistry, env: Any) -> None:
 
 
 def open_outbox(settings: Settings) -> Store:
+    from relay.errors import StoreUnavailable
     from relay.store import open_store
 
-    return open_store(settings.database_url, synchronous=settings.sqlite_synchronous)  # migrates
+    store = open_store(settings.database_url, synchronous=settings.sqlite_synchronous, migrate=False)
+    try:
+        store.migrate()
+    except StoreUnavailable as exc:
+        # A worker must boot even while the store is down (disk full, database restarting):
+        # it answers 503 until writes succeed again, instead of taking the whole server down.
+        log.error("outbox unavailable at start: %s", exc)
+    return store

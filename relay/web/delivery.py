@@ -20,6 +20,7 @@ def worker_owner() -> str:
 
 
 def build_dispatcher(state: RelayState) -> Any:
+    from relay.delivery.breaker import BreakerSettings, Breakers
     from relay.delivery.client import TrackdriveClient
     from relay.delivery.dispatcher import Dispatcher
     from relay.delivery.retry import RetryPolicy
@@ -31,7 +32,8 @@ def build_dispatcher(state: RelayState) -> Any:
     policy = RetryPolicy(settings.retry_delays_s, settings.retry_jitter)
     return Dispatcher(state.store, client, policy, owner=worker_owner(),
                       concurrency=settings.delivery_concurrency, rate_per_s=settings.delivery_rate,
-                      lease_s=settings.lease_s, poll_interval_s=settings.poll_interval_s)
+                      lease_s=settings.lease_s, poll_interval_s=settings.poll_interval_s,
+                      breakers=Breakers(BreakerSettings.from_env(state.env)))
 
 
 def start_delivery(app: Flask) -> Any:

@@ -1,13 +1,29 @@
-"""Per-source token buckets (per process), from a mapping's ``inbound.rate_limit``."""
+"""Per-source token buckets for inbound requests.
+
+A source's limit comes from its mapping's ``inbound.rate_limit``, else from
+``RELAY_RATE_LIMIT`` (requests per second per source; 0 or unset = no limit).
+
+The buckets live in each process. So that the limit holds for a whole relay
+instance rather than for each gunicorn worker, every worker takes an equal
+share: ``per_second / workers``, and ``burst / workers`` (at least 1). The
+kernel spreads connections over the workers only roughly evenly, so an
+instance admits close to, not exactly, the configured rate; instances behind a
+load balancer each admit their own share.
+"""
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
 from relay.errors import RateLimited
 from relay.mapping.model import RateLimit
+
+log = logging.getLogger("relay.web")
+
+DEFAULT_LIMIT_ENV = "RELAY_RATE_LIMIT"
 
 
 class TokenBucket:
@@ -29,20 +45,57 @@ class TokenBucket:
         return (1.0 - self.tokens) / self.limit.per_second
 
 
+def default_limit(env: Mapping[str, str]) -> RateLimit | None:
+    """RELAY_RATE_LIMIT as a limit (burst: one second's worth), or None when off."""
+    raw = env.get(DEFAULT_LIMIT_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        per_second = float(raw)
+    except ValueError:
+        log.warning("%s=%r is not a number; no default inbound rate limit", DEFAULT_LIMIT_ENV, raw)
+        return None
+    if per_second <= 0 or math.isnan(per_second):
+        return None
+    return RateLimit(per_second=per_second, burst=max(1, math.ceil(per_second)))
+
+
+def worker_share(limit: RateLimit, workers: int) -> RateLimit:
+    if workers <= 1:
+        return limit
+    return RateLimit(per_second=limit.per_second / workers, burst=max(1, limit.burst // workers))
+
+
 class RateLimiter:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *,
+                 default: RateLimit | None = None, workers: int = 1) -> None:
         self._clock = clock
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
+        self.default = default
+        self.workers = max(1, workers)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "RateLimiter":
+        return cls(default=default_limit(env))
+
+    def share_between(self, workers: int) -> None:
+        """Split every limit between ``workers`` processes of one instance."""
+        with self._lock:
+            self.workers = max(1, workers)
+            self._buckets.clear()
 
     def check(self, source: str, limit: RateLimit | None) -> None:
+        """Raise RateLimited (429 with Retry-After) when ``source`` is over its limit."""
+        limit = limit or self.default
         if limit is None:
             return
         with self._lock:
+            local = worker_share(limit, self.workers)
             now = self._clock()
             bucket = self._buckets.get(source)
-            if bucket is None or bucket.limit != limit:
-                bucket = self._buckets[source] = TokenBucket(limit, now)
+            if bucket is None or bucket.limit != local:
+                bucket = self._buckets[source] = TokenBucket(local, now)
             wait_s = bucket.take(now)
         if wait_s > 0:
             raise RateLimited(f"source {source} is over its rate limit of {limit.per_second:g}/s",

@@ -1,10 +1,21 @@
-"""The sources the relay answers for, kept in one object so it can be swapped on reload."""
+"""The sources the relay answers for, kept in one object whose contents are swapped on reload.
+
+Readers never lock: every reload builds a complete new :class:`Snapshot` and
+replaces the one reference to it, so a request sees either the old set of
+sources or the new one, never a mix.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 from relay.mapping.model import InboundRequest, InboundSettings, MapOutcome, Problem
+
+TEST_SUFFIX = ".test.yaml"
+
+# (st_mtime_ns, st_size, st_ino) of a mapping file after its symlinks are resolved
+FileStamp = tuple[int, int, int]
 
 
 class Source(Protocol):
@@ -23,10 +34,53 @@ class Source(Protocol):
     def missing_env(self, env: Mapping[str, str]) -> list[str]: ...
 
 
+@dataclass(frozen=True)
+class LoadedFile:
+    """One mapping file as last read: the source serving for it and the file's current problems."""
+
+    stamp: FileStamp | None  # None: given directly, not read from a directory
+    source: Source | None  # the last version that compiled, even if the file is broken now
+    problems: tuple[Problem, ...] = ()
+    broken: bool = False  # the file on disk has errors (the source, if any, is an older version)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    files: Mapping[str, LoadedFile] = field(default_factory=dict)  # by source name
+    extra_problems: tuple[Problem, ...] = ()  # problems not tied to one file
+
+    @property
+    def sources(self) -> dict[str, Source]:
+        return {name: loaded.source for name, loaded in self.files.items() if loaded.source is not None}
+
+    @property
+    def problems(self) -> list[Problem]:
+        found = list(self.extra_problems)
+        for name in sorted(self.files):
+            found.extend(self.files[name].problems)
+        return found
+
+
+@dataclass(frozen=True)
+class ReloadReport:
+    """What one reload changed; empty when nothing on disk moved."""
+
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    broken: tuple[str, ...] = ()  # failed to compile; the last good version (if any) keeps serving
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed or self.broken)
+
+
 class SourceRegistry:
-    def __init__(self, sources: Mapping[str, Source], problems: Sequence[Problem] = ()) -> None:
-        self._sources = dict(sources)
-        self.problems: list[Problem] = list(problems)
+    def __init__(self, sources: Mapping[str, Source], problems: Sequence[Problem] = (),
+                 directory: str | Path | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else None
+        self._snapshot = Snapshot(files={name: LoadedFile(None, source) for name, source in sources.items()},
+                                  extra_problems=tuple(problems))
 
     @classmethod
     def load(cls, directory: str | Path) -> "SourceRegistry":
@@ -36,22 +90,110 @@ class SourceRegistry:
         still loads, and each request to it is then refused with a 503 naming the
         variable, instead of the source vanishing behind a 404.
         """
-        from relay.mapping import load_directory
+        registry = cls({}, directory=directory)
+        registry.reload()
+        return registry
 
-        sources, problems = load_directory(directory, env=None)
-        return cls(sources, problems)
+    # --- reading (lock-free: one attribute read per call) ---
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self._snapshot.problems
 
     def missing_env(self, env: Mapping[str, str]) -> dict[str, list[str]]:
         """Unset secrets by source, for a warning at start-up."""
-        found = {name: source.missing_env(env) for name, source in self._sources.items()}
+        found = {name: source.missing_env(env) for name, source in self._snapshot.sources.items()}
         return {name: missing for name, missing in found.items() if missing}
 
     def get(self, name: str) -> Source | None:
-        return self._sources.get(name)
+        loaded = self._snapshot.files.get(name)
+        return loaded.source if loaded is not None else None
 
     def names(self) -> list[str]:
-        return sorted(self._sources)
+        return sorted(self._snapshot.sources)
+
+    def sources(self) -> dict[str, Source]:
+        return self._snapshot.sources
 
     def problems_for(self, name: str) -> list[Problem]:
-        """Problems in ``<name>.yaml``: a source that exists on disk but failed to load."""
+        """Problems in ``<name>.yaml``: a source that failed to load, or whose latest edit did not."""
         return [problem for problem in self.problems if Path(problem.file).name == f"{name}.yaml"]
+
+    def is_stale(self, name: str) -> bool:
+        """True when ``<name>.yaml`` on disk is broken and an older version still serves."""
+        loaded = self._snapshot.files.get(name)
+        return loaded is not None and loaded.broken and loaded.source is not None
+
+    # --- reloading ---
+
+    def fingerprint(self) -> tuple[tuple[str, FileStamp], ...]:
+        """A cheap summary of the mapping directory: it changes whenever a reload would."""
+        if self.directory is None:
+            return ()
+        return tuple(sorted((directory_stamps(self.directory) or {}).items()))
+
+    def reload(self, *, force: bool = False) -> ReloadReport:
+        """Recompile the files whose stamp changed (every file with ``force``), then swap
+        in the result with one assignment.
+
+        Not safe to run twice at once: one watcher per process calls it.
+        """
+        if self.directory is None:
+            return ReloadReport()
+        stamps = directory_stamps(self.directory)
+        if stamps is None:
+            # An unreadable directory is more likely a hiccup than an order to drop every source.
+            return ReloadReport()
+        old = self._snapshot
+        files: dict[str, LoadedFile] = {}
+        added: list[str] = []
+        updated: list[str] = []
+        broken: list[str] = []
+        for name, stamp in sorted(stamps.items()):
+            before = old.files.get(name)
+            if before is not None and before.stamp == stamp and not force:
+                files[name] = before
+                continue
+            files[name] = compile_loaded(self.directory / f"{name}.yaml", stamp, before)
+            if files[name].broken:
+                broken.append(name)
+            elif before is None or before.source is None:
+                added.append(name)
+            else:
+                updated.append(name)
+        removed = tuple(sorted(set(old.files) - set(files)))
+        self._snapshot = Snapshot(files=files)
+        return ReloadReport(tuple(added), tuple(updated), removed, tuple(broken))
+
+
+def compile_loaded(path: Path, stamp: FileStamp, before: LoadedFile | None) -> LoadedFile:
+    """The file compiled afresh; on errors the previous source (if any) is kept serving."""
+    from relay.mapping.lint import compile_file
+
+    source, problems = compile_file(path, env=None)
+    if source is not None:
+        return LoadedFile(stamp, source, tuple(problems))
+    kept = before.source if before is not None else None
+    return LoadedFile(stamp, kept, tuple(problems), broken=True)
+
+
+def directory_stamps(directory: Path) -> dict[str, FileStamp] | None:
+    """Source name -> stamp of its file, symlinks resolved (editors' rename-saves, ConfigMap
+    swaps); None when the directory cannot be listed."""
+    stamps: dict[str, FileStamp] = {}
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError:
+        return None
+    for path in entries:
+        name = path.name
+        if not name.endswith(".yaml") or name.endswith(TEST_SUFFIX) or name.startswith("."):
+            continue
+        try:
+            info = path.stat()  # follows symlinks
+        except OSError:
+            continue  # a dangling link or a file removed meanwhile: no source
+        if not path.is_file():
+            continue
+        stamps[name[:-len(".yaml")]] = (info.st_mtime_ns, info.st_size, info.st_ino)
+    return stamps

@@ -23,6 +23,7 @@ class RelayState:
     limiter: RateLimiter
     dispatcher: Any = None  # relay.delivery.dispatcher.Dispatcher, built by start_delivery
     delivery_started: bool = False
+    draining: bool = False  # set on shutdown; /readyz answers 503 so the load balancer moves away
 
 
 def relay_state(app: Flask | None = None) -> RelayState:

@@ -1,8 +1,8 @@
 """Backend fixtures for the outbox contract suite.
 
 Every backend appears as a ``Backend`` naming a database URL; ``store`` opens
-it migrated. A PostgreSQL backend joins by adding its name to ``BACKENDS`` and
-a branch to ``_backend_url``.
+it migrated. SQLite gets a fresh file per test; PostgreSQL a fresh schema per
+test (``?schema=relay_test_...``), dropped when the test ends.
 """
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pytest
 
 from relay.store import open_store
 from relay.store.base import Store
+from tests.support import postgres
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 
 
 @dataclass(frozen=True)
@@ -28,15 +29,21 @@ class Backend:
         return open_store(self.url)
 
 
-def _backend_url(name: str, tmp_path: Path) -> str:
-    if name == "sqlite":
-        return f"sqlite:///{tmp_path / 'outbox' / 'relay.db'}"
-    raise AssertionError(f"no fixture for backend {name}")
+@pytest.fixture(scope="session", autouse=True)
+def _drop_leftover_schemas() -> Iterator[None]:
+    yield
+    postgres.drop_run_schemas()
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return Backend(request.param, _backend_url(request.param, tmp_path))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        yield Backend("sqlite", f"sqlite:///{tmp_path / 'outbox' / 'relay.db'}")
+        return
+    postgres.require_postgres()
+    schema = postgres.new_schema_name()
+    yield Backend("postgres", postgres.schema_url(schema))
+    postgres.drop_schema(schema)
 
 
 @pytest.fixture

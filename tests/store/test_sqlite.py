@@ -96,7 +96,7 @@ def test_relative_url_is_relative_to_the_working_directory(tmp_path: Path,
 
 @pytest.mark.parametrize("url, message", [
     ("mysql://db/relay", "unknown database URL scheme 'mysql'"),
-    ("postgresql://relay@db/relay", "not supported yet"),
+    ("postgresql://relay@db/relay?schema=bad-name", "invalid schema 'bad-name'"),
     ("sqlite:///:memory:", "not supported"),
     ("sqlite://", "invalid SQLite database URL"),
 ])

@@ -1,0 +1,201 @@
+"""The admin surface: who may see it, and a read-only view of the outbox.
+
+With ``RELAY_ADMIN_TOKEN`` set, every admin request must carry it
+(``Authorization: Bearer <token>`` or ``X-Admin-Token``). Without it, admin
+endpoints answer only to a client on this host talking to the relay directly:
+a loopback peer with no forwarding header, so a local reverse proxy does not
+turn every outside caller into a local one.
+"""
+from __future__ import annotations
+
+import base64
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from flask import Blueprint, Request, Response, jsonify, request
+
+from relay import metrics as relay_metrics
+from relay.errors import BadRequest, NotFound, Unauthorized
+from relay.logs import mask_text
+from relay.store.base import STATUSES, Lead, Settlement
+from relay.web.addresses import parse_address
+from relay.web.state import RelayState, relay_state
+
+bp = Blueprint("admin", __name__)
+
+TOKEN_HEADER = "X-Admin-Token"
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Access:
+    granted: bool
+    presented: bool  # a token came with the request (right or wrong)
+    refusal: str = ""
+
+
+def configured_token(state: RelayState) -> str | None:
+    return state.env.get(state.settings.admin_token_env) or None
+
+
+def presented_token(headers: Mapping[str, str]) -> str | None:
+    scheme, _, credentials = (headers.get("Authorization") or "").strip().partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return (headers.get(TOKEN_HEADER) or "").strip() or None
+
+
+def is_direct_loopback(peer: str | None, headers: Mapping[str, str]) -> bool:
+    address = parse_address(peer or "")
+    if address is None or not address.is_loopback:
+        return False
+    return not any(headers.get(name) for name in FORWARDING_HEADERS)
+
+
+def check_access(state: RelayState, req: Request) -> Access:
+    expected = configured_token(state)
+    given = presented_token(req.headers)
+    if expected is None:
+        if is_direct_loopback(req.remote_addr, req.headers):
+            return Access(granted=True, presented=given is not None)
+        return Access(granted=False, presented=given is not None,
+                      refusal=f"{state.settings.admin_token_env} is not set: admin endpoints answer "
+                              "only to clients on this host connecting directly")
+    if given is None:
+        return Access(granted=False, presented=False,
+                      refusal=f"admin token required in header Authorization (Bearer) or {TOKEN_HEADER}")
+    if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+        return Access(granted=False, presented=True, refusal="admin token mismatch")
+    return Access(granted=True, presented=True)
+
+
+def require_admin() -> None:
+    access = check_access(relay_state(), request)
+    if not access.granted:
+        raise Unauthorized(access.refusal, check="admin_token")
+
+
+@bp.before_request
+def guard() -> None:
+    require_admin()
+
+
+# --- the outbox, read only ---
+
+@bp.get("/admin/outbox")
+def outbox_list() -> Response:
+    status = request.args.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(STATUSES)}", field="status", rule="enum")
+    source = request.args.get("source") or None
+    limit = parse_limit(request.args.get("limit"))
+    leads = relay_state().store.list(status=status, source=source, limit=limit)
+    return jsonify({"leads": [lead_summary(lead) for lead in leads], "count": len(leads), "limit": limit})
+
+
+@bp.get("/admin/outbox/counts")
+def outbox_counts() -> Response:
+    since = parse_epoch("since")
+    until = parse_epoch("until")
+    store = relay_state().store
+    now = time.time()
+    stats = store.pending_stats(now)
+    counts = [{"day": c.day, "source": c.source, "status": c.status, "count": c.count}
+              for c in store.counts(since=since, until=until)]
+    oldest_age = None if stats.oldest_received_at is None else max(0.0, now - stats.oldest_received_at)
+    return jsonify({"counts": counts, "pending": stats.pending, "dead": stats.dead,
+                    "oldest_pending_age_s": oldest_age})
+
+
+@bp.get("/admin/outbox/<lead_id>")
+def outbox_lead(lead_id: str) -> Response:
+    store = relay_state().store
+    lead = store.get(lead_id)
+    if lead is None:
+        raise NotFound(f"no lead with id {lead_id!r}", field="lead_id")
+    detail = lead_detail(lead, [attempt_view(a) for a in store.attempts(lead_id)])
+    if request.args.get("body") in ("1", "true", "yes"):
+        detail["body"] = body_view(lead.body)
+    return jsonify(detail)
+
+
+def parse_limit(text: str | None) -> int:
+    if text is None or text == "":
+        return DEFAULT_LIMIT
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}", field="limit", rule="range")
+    return limit
+
+
+def parse_epoch(name: str) -> float | None:
+    text = request.args.get(name)
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise BadRequest(f"{name} must be epoch seconds", field=name, rule="number") from None
+
+
+# --- views: personal data masked, stored secrets are only ever references ---
+
+def masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {key: masked(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [masked(item) for item in value]
+    return value
+
+
+def lead_summary(lead: Lead) -> dict[str, Any]:
+    return {
+        "id": lead.id, "source": lead.source, "status": lead.status, "received_at": lead.received_at,
+        "attempts": lead.attempts, "next_attempt_at": lead.next_attempt_at,
+        "response_status": lead.response_status, "delivered_at": lead.delivered_at,
+        "updated_at": lead.updated_at, "request_id": lead.request_id,
+        "mapping_version": lead.mapping_version, "error": masked(lead.error),
+    }
+
+
+def lead_detail(lead: Lead, attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        **lead_summary(lead),
+        "method": lead.method, "content_type": lead.content_type, "query": mask_text(lead.query),
+        "headers": masked(lead.headers), "client_addr": lead.client_addr, "call": masked(lead.call),
+        "dedupe_key": lead.dedupe_key and mask_text(lead.dedupe_key),
+        "lease_owner": lead.lease_owner, "lease_until": lead.lease_until,
+        "response_body": lead.response_body and mask_text(lead.response_body),
+        "body_bytes": len(lead.body), "attempt_history": attempts,
+    }
+
+
+def attempt_view(attempt: Settlement) -> dict[str, Any]:
+    return {"result": attempt.result, "at": attempt.at, "response_status": attempt.response_status,
+            "reason": attempt.reason, "latency_s": attempt.latency_s,
+            "next_attempt_at": attempt.next_attempt_at,
+            "response_body": attempt.response_body and mask_text(attempt.response_body)}
+
+
+def body_view(body: bytes) -> dict[str, str]:
+    """The stored request body, verbatim: asked for explicitly, so not masked."""
+    try:
+        return {"encoding": "utf-8", "data": body.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"encoding": "base64", "data": base64.b64encode(body).decode("ascii")}
+
+
+# --- metrics ---
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    return Response(relay_metrics.scrape(relay_state().store), content_type=relay_metrics.CONTENT_TYPE)

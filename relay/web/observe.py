@@ -1,0 +1,133 @@
+"""One log line and the metrics for every request, and log masking for every loaded secret.
+
+The outcome of a vendor request is read from the answer the relay gives: the
+lead's status for a stored lead, the error code otherwise. The hooks endpoint
+stays free of bookkeeping, and the log, the metrics and the vendor always agree.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Mapping
+
+from flask import Flask, Response, g, request
+
+from relay import metrics
+from relay.logs import register_env_secrets, register_url_password
+from relay.web.addresses import client_address
+from relay.web.request_id import current_request_id
+from relay.web.state import relay_state
+
+log = logging.getLogger("relay.request")
+
+HOOKS_ENDPOINT = "hooks.receive"
+# Polled every few seconds by load balancers and Prometheus: logged at debug only.
+QUIET_PATHS = ("/healthz", "/readyz", "/metrics")
+
+OUTCOME_BY_CODE = {
+    "unauthorized": "unauthorized",
+    "forbidden": "forbidden",
+    "payload_too_large": "too_large",
+    "bad_request": "malformed",
+    "malformed_body": "malformed",
+    "files_refused": "malformed",
+    "unsupported_media_type": "unsupported",
+    "method_not_allowed": "unsupported",
+    "rate_limited": "rate_limited",
+    "unavailable": "unavailable",
+    "store_unavailable": "unavailable",
+    "source_misconfigured": "unavailable",
+    "draining": "unavailable",
+    "circuit_open": "unavailable",
+    "unknown_source": "unknown_source",
+    "not_found": "unknown_source",
+}
+OUTCOME_BY_STATUS = {"queued": "queued", "retry": "queued", "delivered": "queued", "dead": "queued",
+                     "rejected": "rejected", "dropped": "dropped"}
+
+
+def register_mapping_secrets(registry: Any, env: Mapping[str, str]) -> None:
+    """Mask, in every log line, the value of each variable a loaded mapping references.
+
+    Call again after a reload: a new mapping may reference new variables.
+    """
+    for name in registry.names():
+        source = registry.get(name)
+        required_env = getattr(source, "required_env", None)
+        register_env_secrets(required_env() if required_env else (), env)
+
+
+def start_timer() -> None:
+    g.started_at = time.monotonic()
+
+
+def observe_response(response: Response) -> Response:
+    elapsed_s = time.monotonic() - g.get("started_at", time.monotonic())
+    try:
+        if request.endpoint == HOOKS_ENDPOINT:
+            observe_hook(response, elapsed_s)
+        else:
+            log_request(response, elapsed_s, level=logging.DEBUG if request.path in QUIET_PATHS else logging.INFO)
+    except Exception:  # bookkeeping must never change the vendor's answer
+        logging.getLogger("relay.web").exception("recording a request failed")
+    return response
+
+
+def observe_hook(response: Response, elapsed_s: float) -> None:
+    answer = answer_body(response)
+    outcome = request_outcome(response, answer)
+    source = metric_source(str((request.view_args or {}).get("source_name") or ""))
+    if outcome is not None:
+        metrics.record_request(source, outcome, elapsed_s)
+    level = logging.INFO if response.status_code < 500 else logging.ERROR
+    log_request(response, elapsed_s, level=level, source=source, outcome=outcome or "handshake",
+                lead_id=answer.get("lead_id"))
+
+
+def answer_body(response: Response) -> dict[str, Any]:
+    if not response.is_json or response.direct_passthrough:
+        return {}
+    body = response.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
+
+
+def request_outcome(response: Response, answer: dict[str, Any]) -> str | None:
+    """How a hooks request ended; None for a Meta subscription handshake (no lead)."""
+    if answer.get("duplicate"):
+        return "duplicate"
+    if "lead_id" in answer:
+        return OUTCOME_BY_STATUS.get(str(answer.get("status")), "queued")
+    error = answer.get("error")
+    if isinstance(error, dict):
+        return OUTCOME_BY_CODE.get(str(error.get("code")), "error" if response.status_code >= 500 else "malformed")
+    if response.status_code < 300 and not response.is_json:
+        return None
+    return "error"
+
+
+def metric_source(name: str) -> str:
+    registry = relay_state().registry
+    if registry.get(name) is not None or registry.problems_for(name):
+        return name
+    return metrics.UNKNOWN_SOURCE
+
+
+def log_request(response: Response, elapsed_s: float, *, level: int, **fields: Any) -> None:
+    if not log.isEnabledFor(level):
+        return
+    state = relay_state()
+    client = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                            state.settings.trusted_proxies)
+    log.log(level, "%s %s %s", request.method, request.path, response.status_code, extra={
+        "method": request.method, "path": request.path, "status": response.status_code,
+        "request_id": current_request_id(), "duration_ms": round(elapsed_s * 1000, 2),
+        "client_addr": client, **{key: value for key, value in fields.items() if value is not None}})
+
+
+def init_observe(app: Flask) -> None:
+    state = relay_state(app)
+    register_mapping_secrets(state.registry, state.env)
+    register_env_secrets([state.settings.admin_token_env], state.env)
+    register_url_password(state.settings.database_url)
+    app.before_request(start_timer)
+    app.after_request(observe_response)

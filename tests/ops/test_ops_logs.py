@@ -1,0 +1,116 @@
+"""One JSON line per request and per delivery attempt; nothing personal or secret in any of them."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from relay import logs
+from tests.web.web_fakes import ENV
+
+
+@pytest.fixture
+def lines():
+    """Capture what the relay logs, formatted exactly as in production."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    root.removeHandler(handler)
+    root.setLevel(previous_level)
+
+
+def request_lines(entries: list[dict]) -> list[dict]:
+    return [entry for entry in entries if entry["logger"] == "relay.request"]
+
+
+def test_one_line_per_hook_request_with_its_fields(client, lines):
+    response = client.post("/hooks/acme", json={"phone": "+15125550147"}, headers={"X-Request-ID": "vendor-42"})
+    [entry] = request_lines(lines())
+    assert entry["method"] == "POST" and entry["path"] == "/hooks/acme"
+    assert entry["status"] == 202 and entry["outcome"] == "queued" and entry["source"] == "acme"
+    assert entry["lead_id"] == response.get_json()["lead_id"]
+    assert entry["request_id"] == "vendor-42" == response.headers["X-Request-ID"]
+    assert entry["duration_ms"] >= 0 and entry["client_addr"] == "127.0.0.1"
+    assert entry["level"] == "info"
+
+
+def test_an_unsafe_request_id_is_replaced(client, lines):
+    response = client.post("/hooks/acme", json={}, headers={"X-Request-ID": "bad id\" with spaces"})
+    [entry] = request_lines(lines())
+    assert entry["request_id"] == response.headers["X-Request-ID"] != "bad id\" with spaces"
+    assert len(response.headers["X-Request-ID"]) <= 128
+
+
+def test_refusals_are_logged_with_their_outcome(client, lines):
+    client.post("/hooks/guarded", json={"phone": "+15125550147"}, headers={"X-Token": "wrong"})
+    [entry] = request_lines(lines())
+    assert (entry["status"], entry["outcome"]) == (401, "unauthorized")
+
+
+def test_probes_are_logged_at_debug_only(client, lines):
+    client.get("/healthz")
+    [entry] = request_lines(lines())
+    assert entry["level"] == "debug"
+
+
+def test_mapping_secrets_are_registered_when_the_app_starts(client, lines):
+    # The fake source references ACME_LEAD_TOKEN; its value must never be written.
+    logging.getLogger("relay.test").warning("calling with %s", ENV["ACME_LEAD_TOKEN"])
+    text = json.dumps(lines())
+    assert ENV["ACME_LEAD_TOKEN"] not in text and "[secret]" in text
+
+
+@pytest.mark.parametrize("form", [
+    lambda s: s,
+    lambda s: json.dumps(s)[1:-1],
+    lambda s: s.replace("/", "%2F").replace("+", "%2B").replace("=", "%3D"),
+])
+def test_secrets_are_masked_in_every_spelling(form):
+    secret = 'abc/def+ghi="jkl"=='
+    logs.register_secret(secret)
+    formatted = logs.JsonFormatter().format(logging.makeLogRecord({"msg": f"url ?k={form(secret)}"}))
+    assert form(secret) not in formatted and secret not in formatted
+
+
+def test_short_values_are_not_treated_as_secrets():
+    logs.register_secret("abc")
+    assert logs.mask_text("abc def") == "abc def"
+
+
+@pytest.mark.parametrize("phone", ["+15125550147", "5125550147", "(512) 555-0147", "512-555-0147",
+                                   "1 512 555 0147"])
+def test_phones_are_masked(phone):
+    masked = logs.mask_text(f"caller {phone} called")
+    assert "5550147" not in masked.replace(" ", "").replace("-", "") and "***47" in masked
+
+
+def test_emails_are_masked():
+    assert logs.mask_text("from dana.whitfield@example.com") == "from d***@example.com"
+
+
+def test_database_password_is_registered():
+    logs.register_url_password("postgresql://relay:pa%24%24word-42@db/relay")
+    assert "pa$$word-42" not in logs.mask_text("auth failed for pa$$word-42")
+
+
+def test_logging_config_routes_gunicorn_through_json():
+    config = logs.logging_config("info")
+    assert config["loggers"]["gunicorn.access"]["level"] == "CRITICAL"  # the relay logs requests itself
+    assert logs.logging_config("info", access_log=True)["loggers"]["gunicorn.access"]["propagate"] is True
+    assert config["formatters"]["json"]["()"] == "relay.logs.JsonFormatter"
+
+
+@pytest.mark.parametrize("encoded", ["phone=%28512%29+555-0147&x=1", "phone=%2B15125550147", "p=512%20555%200147"])
+def test_phones_in_a_logged_url_are_masked(encoded):
+    assert "555" not in logs.mask_text(encoded)
+
+
+def test_emails_in_a_logged_url_are_masked():
+    assert logs.mask_text("email=dana.whitfield%40example.com&x=1") == "email=d***@example.com&x=1"
