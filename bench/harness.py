@@ -1,6 +1,7 @@
 """Processes and load for the benchmarks: the same pieces the end-to-end tests use."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -14,7 +15,8 @@ sys.path.insert(0, str(ROOT))
 from tests.support.procs import VENV_BIN, Process, free_port  # noqa: E402
 from tests.support.stack import SHIPPED_SECRETS, Stack, wait_until  # noqa: E402
 
-GUNICORN_SETTINGS = {"RELAY_WORKERS": "2", "RELAY_THREADS": "8"}
+GUNICORN_SETTINGS = {"RELAY_WORKERS": os.environ.get("BENCH_WORKERS", "2"),
+                     "RELAY_THREADS": os.environ.get("BENCH_THREADS", "8")}
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,11 @@ def require_wrk() -> str:
 
 
 def _ms(text: str) -> float:
-    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    match = re.match(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        return float("nan")
+    value, unit = match.groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
 def run_wrk(url: str, *, seconds: int = 10, connections: int = 32, threads: int = 2,

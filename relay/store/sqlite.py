@@ -25,6 +25,8 @@ from typing import Any, Iterable, Iterator, Sequence
 from relay.errors import StoreUnavailable
 from relay.store import new_lead_id
 from relay.store.base import (Count, Lead, PendingStats, Received, Settlement, Store)
+from relay.store.filelock import WriteLock
+from relay.store.group_commit import GroupCommitWriter
 from relay.store.migrations import MIGRATIONS
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
@@ -63,6 +65,10 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._connections_lock = threading.Lock()
+        self._write_lock = WriteLock(self.path.with_name(self.path.name + ".write-lock"),
+                                     self.busy_timeout_ms / 1000)
+        # The hot writes (insert, claim, settle) share commits; see group_commit.
+        self._writer = GroupCommitWriter(self._connect, _unavailable, self._write_lock.held)
 
     # --- connections and transactions ---
 
@@ -81,7 +87,7 @@ class SQLiteStore(Store):
 
     def _configure(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(conn, self.busy_timeout_ms / 1000)
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
 
     def _connection(self) -> sqlite3.Connection:
@@ -97,6 +103,19 @@ class SQLiteStore(Store):
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction; commits on leaving, rolls back on error."""
+        try:
+            turn = self._write_lock.held()
+            turn.__enter__()
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+        try:
+            with self._transaction() as conn:
+                yield conn
+        finally:
+            turn.__exit__(None, None, None)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         try:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
@@ -145,7 +164,8 @@ class SQLiteStore(Store):
     def insert(self, received: Received) -> tuple[Lead, bool]:
         deduping = bool(received.dedupe_key) and received.dedupe_window_s > 0
         lead_id = new_lead_id()
-        with self._write() as conn:
+
+        def write(conn: sqlite3.Connection) -> tuple[Lead, bool]:
             if deduping:
                 earlier = _dedupe_hit(conn, received)
                 if earlier is not None:
@@ -159,18 +179,22 @@ class SQLiteStore(Store):
                              (received.source, received.dedupe_key, lead_id,
                               received.received_at + received.dedupe_window_s))
             lead = _fetch_lead(conn, lead_id)
-        assert lead is not None
-        return lead, True
+            assert lead is not None
+            return lead, True
+
+        return self._writer.run(write)
 
     # --- delivering ---
 
     def claim(self, lead_id: str, owner: str, lease_s: float, now: float) -> Lead | None:
-        with self._write() as conn:
+        def write(conn: sqlite3.Connection) -> Lead | None:
             taken = conn.execute(
                 "UPDATE leads SET lease_owner = :owner, lease_until = :until, updated_at = :now"
                 f" WHERE id = :id AND {CLAIMABLE}",
                 {"owner": owner, "until": now + lease_s, "now": now, "id": lead_id}).rowcount
             return _fetch_lead(conn, lead_id) if taken else None
+
+        return self._writer.run(write)
 
     def claim_due(self, owner: str, limit: int, lease_s: float, now: float) -> list[Lead]:
         if limit <= 0:
@@ -192,7 +216,8 @@ class SQLiteStore(Store):
     def settle(self, lead_id: str, owner: str, settlement: Settlement) -> bool:
         _check_settlement(settlement)
         response_body = _truncate(settlement.response_body)
-        with self._write() as conn:
+
+        def write(conn: sqlite3.Connection) -> bool:
             held = conn.execute("SELECT 1 FROM leads WHERE id = ? AND lease_owner = ?",
                                 (lead_id, owner)).fetchone()
             if held is None:
@@ -213,20 +238,21 @@ class SQLiteStore(Store):
                 (lead_id, settlement.at, settlement.result, settlement.response_status,
                  response_body, settlement.reason, settlement.latency_s,
                  settlement.next_attempt_at if settlement.result == "retry" else None))
-        return True
+            return True
+
+        return self._writer.run(write)
 
     def release(self, lead_id: str, owner: str) -> bool:
-        with self._write() as conn:
-            return conn.execute(
-                "UPDATE leads SET lease_owner = NULL, lease_until = NULL, updated_at = ?"
-                " WHERE id = ? AND lease_owner = ?", (time.time(), lead_id, owner)).rowcount == 1
+        now = time.time()
+        return self._writer.run(lambda conn: conn.execute(
+            "UPDATE leads SET lease_owner = NULL, lease_until = NULL, updated_at = ?"
+            " WHERE id = ? AND lease_owner = ?", (now, lead_id, owner)).rowcount == 1)
 
     def defer(self, lead_id: str, owner: str, next_attempt_at: float, now: float) -> bool:
-        with self._write() as conn:
-            return conn.execute(
-                "UPDATE leads SET next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,"
-                " updated_at = ? WHERE id = ? AND lease_owner = ? AND status IN ('queued', 'retry')",
-                (next_attempt_at, now, lead_id, owner)).rowcount == 1
+        return self._writer.run(lambda conn: conn.execute(
+            "UPDATE leads SET next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,"
+            " updated_at = ? WHERE id = ? AND lease_owner = ? AND status IN ('queued', 'retry')",
+            (next_attempt_at, now, lead_id, owner)).rowcount == 1)
 
     # --- reading ---
 
@@ -335,6 +361,20 @@ class SQLiteStore(Store):
 
 
 # --- helpers (module level: they hold no state) ---
+
+def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    # Switching a new file to WAL needs an exclusive lock, and SQLite answers "locked" at once
+    # rather than through the busy handler when processes race to open the file first.
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
 
 def _unavailable(exc: BaseException) -> StoreUnavailable:
     reason = str(exc) or type(exc).__name__

@@ -1,0 +1,146 @@
+"""Group commit: one writer thread per process runs the writes of many threads in one transaction.
+
+With ``synchronous=FULL`` every commit waits for the disk, and every writer
+waits for SQLite's file lock (whose busy handler sleeps in steps of several
+milliseconds). Sixteen request threads each committing their own insert spend
+most of their time in those two waits. Here a request thread hands its write to
+the process's writer and blocks on a future; the writer takes whatever writes
+are waiting, runs each in a SAVEPOINT of one ``BEGIN IMMEDIATE`` transaction and
+commits once. An idle writer runs a lone write at once, so a quiet relay pays no
+extra latency; a busy one pays one disk sync for a whole batch.
+
+Each write still commits before its caller returns: nothing is acknowledged
+before it is durable. A write that fails alone is rolled back to its savepoint
+and fails alone; a failed commit fails the whole batch, as it must.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import sqlite3
+import threading
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+Write = Callable[[sqlite3.Connection], T]
+
+MAX_BATCH = 128
+
+
+class GroupCommitWriter:
+    def __init__(self, connect: Callable[[], sqlite3.Connection],
+                 unavailable: Callable[[BaseException], Exception],
+                 write_turn: Callable[[], AbstractContextManager[None]] = nullcontext) -> None:
+        self._connect = connect
+        self._unavailable = unavailable
+        self._write_turn = write_turn
+        self._queue: queue.SimpleQueue[tuple[Write, Future]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._conn: sqlite3.Connection | None = None
+
+    def run(self, write: Write[T]) -> T:
+        """Run ``write`` in a committed transaction; raises what it raised, or unavailable."""
+        self._ensure_thread()
+        future: Future = Future()
+        self._queue.put((write, future))
+        return future.result()
+
+    def _ensure_thread(self) -> None:
+        # A writer inherited through fork() is not running in this process: start our own.
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._queue = queue.SimpleQueue()
+                self._conn = None
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._loop, name="relay-outbox-writer", daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                with self._write_turn():
+                    self._commit(batch)
+            except Exception as exc:  # noqa: BLE001 - the writer must outlive any batch
+                if self._conn is not None:
+                    _rollback(self._conn)
+                self._conn = None
+                _fail_all(batch, self._unavailable(exc))
+
+    def _commit(self, batch: list[tuple[Write, Future]]) -> None:
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+        except (sqlite3.Error, OSError) as exc:
+            self._conn = None
+            _fail_all(batch, self._unavailable(exc))
+            return
+        try:
+            outcomes = [_run_in_savepoint(conn, write) for write, _ in batch]
+        except _BatchAborted as aborted:
+            _rollback(conn)
+            _fail_all(batch, self._unavailable(aborted.cause))
+            return
+        try:
+            conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            _rollback(conn)
+            _fail_all(batch, self._unavailable(exc))
+            return
+        for (_, future), (result, error) in zip(batch, outcomes):
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(self._unavailable(error) if isinstance(error, sqlite3.Error) else error)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+
+class _BatchAborted(Exception):
+    """SQLite rolled the whole transaction back (disk full, I/O error): every write in it is lost."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _run_in_savepoint(conn: sqlite3.Connection, write: Write) -> tuple[object, BaseException | None]:
+    conn.execute("SAVEPOINT one_write")
+    try:
+        result = write(conn)
+    except Exception as exc:  # noqa: BLE001 - handed to the caller through its future
+        if not conn.in_transaction:
+            raise _BatchAborted(exc) from exc
+        conn.execute("ROLLBACK TO one_write")
+        conn.execute("RELEASE one_write")
+        return None, exc
+    conn.execute("RELEASE one_write")
+    return result, None
+
+
+def _fail_all(batch: list[tuple[Write, Future]], error: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass

@@ -1,0 +1,70 @@
+"""The writer that lets many threads share one commit."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from relay.errors import StoreUnavailable
+from relay.store.group_commit import GroupCommitWriter
+
+
+def writer_for(path: Path) -> GroupCommitWriter:
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER UNIQUE)")
+        return conn
+    return GroupCommitWriter(connect, lambda exc: StoreUnavailable(f"cannot commit: {exc}"))
+
+
+def rows(path: Path) -> list[int]:
+    with sqlite3.connect(path) as conn:
+        return sorted(n for (n,) in conn.execute("SELECT n FROM t"))
+
+
+def test_many_threads_each_get_their_own_result_and_everything_commits(tmp_path: Path) -> None:
+    writer = writer_for(tmp_path / "db")
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda n: writer.run(
+            lambda conn: conn.execute("INSERT INTO t (n) VALUES (?)", (n,)).lastrowid and n), range(500)))
+    assert results == list(range(500))
+    assert rows(tmp_path / "db") == list(range(500))
+
+
+def test_a_failing_write_fails_alone(tmp_path: Path) -> None:
+    writer = writer_for(tmp_path / "db")
+    writer.run(lambda conn: conn.execute("INSERT INTO t (n) VALUES (1)"))
+    gate = threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:  # holds the writer so the next three share a batch
+        gate.wait(5)
+
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(writer.run, slow)
+        duplicate = pool.submit(writer.run, lambda conn: conn.execute("INSERT INTO t (n) VALUES (1)"))
+        good = pool.submit(writer.run, lambda conn: conn.execute("INSERT INTO t (n) VALUES (2)"))
+        mistake = pool.submit(writer.run, lambda conn: 1 / 0)
+        gate.set()
+        first.result()
+        with pytest.raises(StoreUnavailable):
+            duplicate.result()
+        good.result()
+        with pytest.raises(ZeroDivisionError):
+            mistake.result()
+    assert rows(tmp_path / "db") == [1, 2]
+
+
+def test_the_writer_survives_a_commit_that_cannot_start(tmp_path: Path) -> None:
+    writer = writer_for(tmp_path / "db")
+    blocker = sqlite3.connect(tmp_path / "db", isolation_level=None, timeout=0)
+    writer.run(lambda conn: conn.execute("PRAGMA busy_timeout = 50"))
+    blocker.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreUnavailable, match="locked"):
+        writer.run(lambda conn: conn.execute("INSERT INTO t (n) VALUES (3)"))
+    blocker.execute("ROLLBACK")
+    writer.run(lambda conn: conn.execute("INSERT INTO t (n) VALUES (4)"))
+    assert rows(tmp_path / "db") == [4]
