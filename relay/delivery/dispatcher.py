@@ -111,6 +111,29 @@ class Dispatcher:
             return _done(None)
         return self._run(self._claim_and_deliver, lead_id)
 
+    def reserve(self) -> bool:
+        """Hold a free slot for a lead about to be stored already leased to this dispatcher.
+
+        The caller then stores the lead with ``lease_owner=self.owner`` and hands it to
+        :meth:`deliver_leased`, or gives the slot back with :meth:`unreserve`.
+        """
+        if self._stopping.is_set():
+            return False
+        if self._take_slots(1) == 1:
+            return True
+        with self._lock:
+            self._turned_away = True  # the lead will wait in the outbox: fetch it when a slot frees
+        return False
+
+    def unreserve(self) -> None:
+        self._give_slots(1)
+
+    def deliver_leased(self, lead: Lead) -> "Future[Outcome | None]":
+        """Deliver a lead stored with this dispatcher's lease, in the slot reserve() held."""
+        with self._lock:
+            self._held.add(lead.id)
+        return self._run(self._deliver, lead)
+
     def poll_once(self) -> int:
         """Claim what is due into the free slots; returns how many were claimed."""
         if self._stopping.is_set():

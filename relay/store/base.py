@@ -40,6 +40,16 @@ class Received:
     dedupe_key: str | None = None
     dedupe_window_s: float = 0.0
     request_id: str = ""
+    # A queued lead may be stored already leased to the process that received it, which
+    # delivers it at once: that saves the separate claim write on the hot path.
+    lease_owner: str | None = None
+    lease_until: float | None = None
+
+    def initial_lease(self) -> tuple[str | None, float | None]:
+        """(owner, until) a new row starts with: only a lead waiting for delivery can be held."""
+        if self.status != "queued" or not self.lease_owner:
+            return None, None
+        return self.lease_owner, self.lease_until
 
 
 @dataclass(frozen=True)

@@ -492,6 +492,7 @@ def _filters(*, status: str | None = None, source: str | None = None,
 def _new_lead_row(lead_id: str, received: Received) -> dict[str, Any]:
     # A queued lead is due at once; giving it a time keeps the claim index ordered.
     next_attempt_at = received.received_at if received.status == "queued" else None
+    lease_owner, lease_until = received.initial_lease()
     return {"id": lead_id, "source": received.source, "status": received.status,
             "received_at": received.received_at, "received_day": _utc_day(received.received_at),
             "method": received.method, "content_type": received.content_type,
@@ -499,8 +500,8 @@ def _new_lead_row(lead_id: str, received: Received) -> dict[str, Any]:
             "body": bytes(received.body), "client_addr": received.client_addr,
             "call_json": _dumps(received.call), "error_json": _dumps(received.error),
             "mapping_version": received.mapping_version, "dedupe_key": received.dedupe_key,
-            "attempts": 0, "next_attempt_at": next_attempt_at, "lease_owner": None,
-            "lease_until": None, "response_status": None, "response_body": None,
+            "attempts": 0, "next_attempt_at": next_attempt_at, "lease_owner": lease_owner,
+            "lease_until": lease_until, "response_status": None, "response_body": None,
             "delivered_at": None, "updated_at": received.received_at,
             "request_id": received.request_id}
 

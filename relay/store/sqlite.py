@@ -457,12 +457,13 @@ def _filters(*, status: str | None = None, source: str | None = None,
 def _new_lead_row(lead_id: str, received: Received) -> tuple[Any, ...]:
     # A queued lead is due at once; giving it a time keeps the claim index ordered.
     next_attempt_at = received.received_at if received.status == "queued" else None
+    lease_owner, lease_until = received.initial_lease()
     return (lead_id, received.source, received.status, received.received_at,
             _utc_day(received.received_at), received.method, received.content_type,
             received.query, _dumps(dict(received.headers)), bytes(received.body),
             received.client_addr, _dumps(received.call), _dumps(received.error),
-            received.mapping_version, received.dedupe_key, 0, next_attempt_at, None, None,
-            None, None, None, received.received_at, received.request_id)
+            received.mapping_version, received.dedupe_key, 0, next_attempt_at, lease_owner,
+            lease_until, None, None, None, received.received_at, received.request_id)
 
 
 def _dedupe_hit(conn: sqlite3.Connection, received: Received) -> Lead | None:

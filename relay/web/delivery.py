@@ -57,14 +57,19 @@ def stop_delivery(app: Flask, timeout_s: float = 20.0) -> None:
         state.delivery_started = False
 
 
-def submit(state: RelayState, lead_id: str) -> Future | None:
-    """Hand a committed lead to delivery now; the poller finds it anyway if this fails."""
-    if state.dispatcher is None:
+def reserve(state: RelayState) -> Any:
+    """The dispatcher that will deliver the next stored lead itself, or None (poller's turn)."""
+    dispatcher = state.dispatcher
+    if dispatcher is None or not hasattr(dispatcher, "reserve"):
         return None
+    return dispatcher if dispatcher.reserve() else None
+
+
+def hand_over(dispatcher: Any, lead: Any) -> Future | None:
     try:
-        return state.dispatcher.submit(lead_id)
+        return dispatcher.deliver_leased(lead)
     except Exception:
-        log.exception("could not submit lead %s; it stays queued in the outbox", lead_id)
+        log.exception("could not hand over lead %s; its lease expires and the poller sends it", lead.id)
         return None
 
 

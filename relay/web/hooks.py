@@ -9,11 +9,11 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from relay.delivery.outcome import Delivered, Failed
 from relay.errors import SourceMisconfigured, UnknownSource
-from relay.mapping.model import InboundRequest
+from relay.mapping.model import InboundRequest, TrackdriveCall
 from relay.store.base import Lead
 from relay.web import answers, auth, body, intake
 from relay.web.addresses import client_address
-from relay.web.delivery import submit, wait_for_outcome
+from relay.web.delivery import hand_over, reserve, wait_for_outcome
 from relay.web.record import kept_headers, query_without
 from relay.web.registry import Source
 from relay.web.request_id import current_request_id
@@ -88,14 +88,22 @@ def accept(state: RelayState, source: Source, inbound_request: InboundRequest) -
     payload = intake.parse_payload(source, inbound_request)
     outcome = intake.map_payload(source, payload)
     key = intake.dedupe_key(source, payload, inbound_request.headers)
-    received = intake.build_received(source, inbound_request, outcome, key=key,
-                                     request_id=current_request_id())
-    lead, created = intake.persist(state.store, received)
-    if not created:
-        return answers.lead_answer(lead, duplicate=True)
-    if lead.status != "queued":
-        return answers.lead_answer(lead)
-    future = submit(state, lead.id)
+    # A lead this process can send at once is stored already leased to it: no claim write.
+    dispatcher = reserve(state) if isinstance(outcome, TrackdriveCall) else None
+    try:
+        received = intake.build_received(
+            source, inbound_request, outcome, key=key, request_id=current_request_id(),
+            lease_owner=dispatcher.owner if dispatcher else None, lease_s=state.settings.lease_s)
+        lead, created = intake.persist(state.store, received)
+    except BaseException:
+        if dispatcher:
+            dispatcher.unreserve()
+        raise
+    if not created or lead.status != "queued" or lead.lease_owner is None:
+        if dispatcher:
+            dispatcher.unreserve()
+        return answers.lead_answer(lead, duplicate=not created)
+    future = hand_over(dispatcher, lead)
     if source.inbound.mode == "sync":
         return sync_answer(lead, future, source.inbound.sync_deadline_s)
     return answers.lead_answer(lead)

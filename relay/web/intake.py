@@ -66,14 +66,17 @@ def outcome_fields(outcome: MapOutcome) -> dict[str, Any]:
 
 
 def build_received(source: Source, inbound_request: InboundRequest, outcome: MapOutcome, *,
-                   key: str | None, request_id: str) -> Received:
+                   key: str | None, request_id: str, lease_owner: str | None = None,
+                   lease_s: float = 0.0) -> Received:
+    received_at = time.time()
     return Received(
-        source=source.name, received_at=time.time(), method=inbound_request.method,
+        source=source.name, received_at=received_at, method=inbound_request.method,
         content_type=inbound_request.content_type, query=inbound_request.query,
         headers=dict(inbound_request.headers), body=inbound_request.body,
         client_addr=inbound_request.client_addr, mapping_version=str(source.version or ""),
         dedupe_key=key, dedupe_window_s=source.inbound.idempotency_window_s if key else 0.0,
-        request_id=request_id, **outcome_fields(outcome),
+        request_id=request_id, lease_owner=lease_owner,
+        lease_until=received_at + lease_s if lease_owner else None, **outcome_fields(outcome),
     )
 
 

@@ -446,3 +446,26 @@ def test_requeue_never_takes_a_lead_from_a_live_lease(store: Store) -> None:
     assert store.requeue([lead.id], status="retry", now=T0 + 70) == 1
     after = store.get(lead.id)
     assert after is not None and (after.status, after.lease_owner) == ("queued", None)
+
+
+# --- stored already leased (the receiving process delivers it itself) ---
+
+def test_a_lead_stored_leased_belongs_to_its_owner_until_the_lease_expires(store: Store) -> None:
+    lead = insert(store, lease_owner="w1", lease_until=T0 + 60)
+    assert (lead.lease_owner, lead.lease_until) == ("w1", T0 + 60)
+    assert store.claim(lead.id, "w2", 60, T0 + 1) is None
+    assert store.claim_due("w2", 10, 60, T0 + 1) == []
+    assert store.settle(lead.id, "w1", Settlement("delivered", at=T0 + 2))
+    assert store.get(lead.id).status == "delivered"
+
+
+def test_a_stored_lease_left_by_a_crash_is_taken_over(store: Store) -> None:
+    lead = insert(store, lease_owner="crashed", lease_until=T0 + 60)
+    [taken] = store.claim_due("survivor", 10, 60, T0 + 61)
+    assert (taken.id, taken.lease_owner) == (lead.id, "survivor")
+
+
+def test_only_a_queued_lead_is_stored_leased(store: Store) -> None:
+    lead = insert(store, status="rejected", call=None, error={"code": "lead_refused"},
+                  lease_owner="w1", lease_until=T0 + 60)
+    assert (lead.lease_owner, lead.lease_until) == (None, None)

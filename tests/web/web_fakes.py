@@ -92,14 +92,29 @@ class FakeSource:
 
 
 class FakeDispatcher:
-    """Records submissions; answers each with ``outcome`` (a pending future when None)."""
+    """Records hand-overs; answers each with ``outcome`` (a pending future when None)."""
+
+    owner = "fake-worker"
 
     def __init__(self, outcome: Any = None, *, completes: bool = True) -> None:
         self.outcome = outcome
         self.completes = completes
         self.submitted: list[str] = []
+        self.reserved = 0
         self.started = False
         self.stopped = False
+
+    def reserve(self) -> bool:
+        self.reserved += 1
+        return True
+
+    def unreserve(self) -> None:
+        self.reserved -= 1
+
+    def deliver_leased(self, lead: Any) -> Future:
+        assert lead.lease_owner == self.owner, "a handed-over lead is stored leased to its dispatcher"
+        self.reserved -= 1
+        return self.submit(lead.id)
 
     def start(self) -> None:
         self.started = True
