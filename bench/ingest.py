@@ -39,7 +39,7 @@ def row(name: str, results: list[WrkResult], baseline: float) -> str:
     rate = statistics.mean(r.acked_per_s for r in results)
     p99 = statistics.mean(r.p99_ms for r in results)
     p50 = statistics.mean(r.p50_ms for r in results)
-    errors = sum(r.non_2xx + r.errors for r in results)
+    errors = sum(r.refused + r.socket_errors for r in results)
     return f"| {name} | {rate:,.0f} | {rate / baseline:.2f}x | {p50:.1f} | {p99:.1f} | {errors} |"
 
 

@@ -2,7 +2,7 @@
 
     python bench/scale.py [--seconds 10] [--connections 32] [--threads 2] [--phase-n 2000]
 
-Three deployments, all in one run, loaded by the same wrk script (bench/scale.lua:
+Three deployments, all in one run, loaded by the same wrk script (bench/lead.lua:
 a distinct JSON lead per request to /hooks/generic-json, 2xx answers counted) with
 the same gunicorn settings (2 workers x 8 threads, gthread):
 
@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,31 +38,14 @@ from relay.mapping.httpfile import parse_http_file  # noqa: E402
 from relay.mapping.model import TrackdriveCall  # noqa: E402
 from relay.store import open_store  # noqa: E402
 from relay.store.base import Received, Store  # noqa: E402
+from harness import GUNICORN_SETTINGS, WrkResult, run_wrk  # noqa: E402
 from tests.scale.cluster import nginx  # noqa: E402
 from tests.support import postgres  # noqa: E402
 from tests.support.procs import Process, free_port, gunicorn  # noqa: E402
 
 MAPPINGS = ROOT / "mappings"
 FIXTURE = MAPPINGS / "fixtures" / "generic-json" / "lead.http"
-WRK_SCRIPT = ROOT / "bench" / "scale.lua"
 SECRETS = {"GENERIC_JSON_LEAD_TOKEN": "generic-json-token-6e5d", "GENERIC_JSON_API_KEY": "example-key"}
-GUNICORN_SETTINGS = {"RELAY_WORKERS": "2", "RELAY_THREADS": "8"}
-SUMMARY = re.compile(r"SCALE acked=(\d+) refused=(\d+) seconds=([\d.]+) p50_us=(\d+) p99_us=(\d+)"
-                     r" socket_errors=(\d+)")
-
-
-@dataclass(frozen=True)
-class WrkResult:
-    acked: int
-    refused: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    socket_errors: int
-
-    @property
-    def acked_per_s(self) -> float:
-        return self.acked / self.seconds if self.seconds else 0.0
 
 
 @dataclass(frozen=True)
@@ -73,28 +54,10 @@ class Row:
     result: WrkResult
 
 
-def require_wrk() -> str:
-    found = shutil.which("wrk")
-    if not found:
-        sys.exit("wrk is needed: apt-get install -y wrk")
-    return found
-
-
-def run_wrk(url: str, *, seconds: int, connections: int, threads: int) -> WrkResult:
-    completed = subprocess.run([require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
-                                "-s", str(WRK_SCRIPT), url], capture_output=True, text=True, check=True)
-    found = SUMMARY.search(completed.stdout)
-    if found is None:
-        raise RuntimeError(f"wrk printed no summary:\n{completed.stdout}\n{completed.stderr}")
-    acked, refused, duration, p50_us, p99_us, errors = found.groups()
-    return WrkResult(int(acked), int(refused), float(duration), int(p50_us) / 1000,
-                     int(p99_us) / 1000, int(errors))
-
-
 def relay_env(database_url: str) -> dict[str, str]:
     return {**SECRETS, **GUNICORN_SETTINGS, "RELAY_DATABASE_URL": database_url,
             "RELAY_MAPPINGS_DIR": str(MAPPINGS), "RELAY_DELIVERY": "off",
-            "TRACKDRIVE_BASE_URL": "http://127.0.0.1:9", "RELAY_LOG_LEVEL": "warning"}
+            "TRACKDRIVE_BASE_URL": "http://127.0.0.1:9"}
 
 
 def start_relay(workdir: Path, name: str, database_url: str) -> tuple[Process, int]:
