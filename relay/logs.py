@@ -16,6 +16,8 @@ import time
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
+from gunicorn.glogging import Logger as GunicornBaseLogger
+
 # Also as they look percent-encoded in a logged URL: %2B for +, %28/%29 for parentheses,
 # %20 or + for a space, %40 for @.
 _SEP = r"(?:[\s.+-]|%20)?"
@@ -23,6 +25,10 @@ _PHONE = re.compile(r"(?<![\w+.])((?:\+|%2B)\d{10,15}"
                     rf"|(?:(?:\+|%2B)?1{_SEP})?(?:\(|%28)?\d{{3}}(?:\)|%29)?{_SEP}\d{{3}}{_SEP}\d{{4}})"
                     r"(?!\w|\.\d)")
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(?:@|%40)([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# Cheap necessary conditions for a match, so most lines skip the costly scans above:
+# every phone match holds 3 digits, at most 6 characters (")%20" style), 3 digits, at most
+# 3 characters, then 4 digits; every email match holds an at sign, plain or percent-encoded.
+_PHONE_HINT = re.compile(r"\d{3}.{0,6}\d{3}.{0,3}\d{4}", re.DOTALL)
 _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 _secrets: tuple[str, ...] = ()  # longest first, so a secret inside another is not half-masked
@@ -73,14 +79,28 @@ def mask_text(text: str) -> str:
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, "[secret]")
-    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    return _PHONE.sub(lambda m: mask_phone(m.group(1)), text)
+    if "@" in text or "%40" in text:
+        text = _EMAIL.sub(_mask_email_match, text)
+    if _PHONE_HINT.search(text) is None:
+        return text
+    return _PHONE.sub(_mask_phone_match, text)
+
+
+def _mask_email_match(match: re.Match[str]) -> str:
+    return f"{match.group(1)}***@{match.group(2)}"
+
+
+def _mask_phone_match(match: re.Match[str]) -> str:
+    return mask_phone(match.group(1))
 
 
 class JsonFormatter(logging.Formatter):
+    # (whole second, its text): lines come many per second, strftime is not free.
+    _second: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": f"{self.second_text(int(record.created))}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -91,6 +111,13 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return mask_text(json.dumps(entry, default=str, ensure_ascii=False))
+
+    def second_text(self, second: int) -> str:
+        cached = self._second  # one read: another thread may replace it meanwhile
+        if cached[0] != second:
+            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            self._second = cached
+        return cached[1]
 
 
 def logging_config(level: str = "INFO", *, access_log: bool = False) -> dict[str, Any]:
@@ -113,6 +140,22 @@ def logging_config(level: str = "INFO", *, access_log: bool = False) -> dict[str
             "werkzeug": {"handlers": [], "propagate": True},
         },
     }
+
+
+class GunicornLogger(GunicornBaseLogger):
+    """gunicorn's logger, minus the access line's cost while ``gunicorn.access`` is silenced.
+
+    gunicorn builds every access line (a dict of a dozen fields) whenever a logging
+    config is given, even when that logger then drops it; the relay writes its own line.
+    """
+
+    @property
+    def access_log_enabled(self) -> bool:
+        return bool(super().access_log_enabled) and self.access_log.isEnabledFor(logging.INFO)
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        if self.access_log.isEnabledFor(logging.INFO):
+            super().access(resp, req, environ, request_time)
 
 
 def configure(level: str = "INFO", *, access_log: bool = False) -> None:

@@ -64,8 +64,22 @@ def multiprocess_dir() -> str | None:
 
 
 def record_request(source: str, outcome: str, ack_s: float) -> None:
-    REQUESTS.labels(source=source, outcome=outcome).inc()
-    ACK_SECONDS.labels(source=source).observe(max(0.0, ack_s))
+    counter, histogram = _request_series(source, outcome)
+    counter.inc()
+    histogram.observe(max(0.0, ack_s))
+
+
+# Each (source, outcome) pair's two series, looked up once: ``labels()`` validates its
+# arguments on every call. Bounded: sources are the loaded ones plus UNKNOWN_SOURCE.
+_REQUEST_SERIES: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+
+
+def _request_series(source: str, outcome: str) -> tuple[Counter, Histogram]:
+    series = _REQUEST_SERIES.get((source, outcome))
+    if series is None:
+        series = (REQUESTS.labels(source=source, outcome=outcome), ACK_SECONDS.labels(source=source))
+        _REQUEST_SERIES[(source, outcome)] = series
+    return series
 
 
 def record_attempt(source: str, result: str, reason: str = "", *, received_at: float | None = None,

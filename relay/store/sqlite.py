@@ -20,7 +20,7 @@ import time
 import weakref
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from relay.errors import StoreUnavailable
 from relay.store import new_lead_id
@@ -46,6 +46,7 @@ LEAD_FIELDS = ("id", "source", "status", "received_at", "received_day", "method"
                "next_attempt_at", "lease_owner", "lease_until", "response_status",
                "response_body", "delivered_at", "updated_at", "request_id")
 LEAD_COLUMNS = ", ".join(LEAD_FIELDS)
+INSERT_LEAD = f"INSERT INTO leads ({LEAD_COLUMNS}) VALUES ({', '.join('?' * len(LEAD_FIELDS))})"
 
 
 class _Connection(sqlite3.Connection):
@@ -164,25 +165,29 @@ class SQLiteStore(Store):
     def insert(self, received: Received) -> tuple[Lead, bool]:
         deduping = bool(received.dedupe_key) and received.dedupe_window_s > 0
         lead_id = new_lead_id()
+        row = _new_lead_row(lead_id, received)
 
-        def write(conn: sqlite3.Connection) -> tuple[Lead, bool]:
+        def write(conn: sqlite3.Connection) -> Lead | None:
+            """The earlier lead for a repeat; None once the new row is written."""
             if deduping:
                 earlier = _dedupe_hit(conn, received)
                 if earlier is not None:
-                    return earlier, False
-            conn.execute(f"INSERT INTO leads ({LEAD_COLUMNS}) VALUES ({_placeholders(len(LEAD_FIELDS))})",
-                         _new_lead_row(lead_id, received))
+                    return earlier
+            conn.execute(INSERT_LEAD, row)
             if deduping:
                 conn.execute("INSERT INTO dedupe_keys (source, dedupe_key, lead_id, expires_at)"
                              " VALUES (?, ?, ?, ?) ON CONFLICT (source, dedupe_key) DO UPDATE"
                              " SET lead_id = excluded.lead_id, expires_at = excluded.expires_at",
                              (received.source, received.dedupe_key, lead_id,
                               received.received_at + received.dedupe_window_s))
-            lead = _fetch_lead(conn, lead_id)
-            assert lead is not None
-            return lead, True
+            return None
 
-        return self._writer.run(write)
+        earlier = self._writer.run(write)
+        if earlier is not None:
+            return earlier, False
+        # Built from what was written, not read back: the writer thread, which every
+        # request shares, does only the SQL.
+        return _lead(dict(zip(LEAD_FIELDS, row))), True
 
     # --- delivering ---
 
@@ -455,15 +460,18 @@ def _filters(*, status: str | None = None, source: str | None = None,
 
 
 def _new_lead_row(lead_id: str, received: Received) -> tuple[Any, ...]:
+    """The leads row for a new lead, exactly as SQLite returns it: REAL columns hold floats."""
+    received_at = float(received.received_at)
     # A queued lead is due at once; giving it a time keeps the claim index ordered.
-    next_attempt_at = received.received_at if received.status == "queued" else None
+    next_attempt_at = received_at if received.status == "queued" else None
     lease_owner, lease_until = received.initial_lease()
-    return (lead_id, received.source, received.status, received.received_at,
-            _utc_day(received.received_at), received.method, received.content_type,
+    return (lead_id, received.source, received.status, received_at,
+            _utc_day(received_at), received.method, received.content_type,
             received.query, _dumps(dict(received.headers)), bytes(received.body),
             received.client_addr, _dumps(received.call), _dumps(received.error),
             received.mapping_version, received.dedupe_key, 0, next_attempt_at, lease_owner,
-            lease_until, None, None, None, received.received_at, received.request_id)
+            None if lease_until is None else float(lease_until), None, None, None, received_at,
+            received.request_id)
 
 
 def _dedupe_hit(conn: sqlite3.Connection, received: Received) -> Lead | None:
@@ -480,7 +488,8 @@ def _fetch_lead(conn: sqlite3.Connection, lead_id: str) -> Lead | None:
     return None if row is None else _lead(row)
 
 
-def _lead(row: sqlite3.Row) -> Lead:
+def _lead(row: sqlite3.Row | Mapping[str, Any]) -> Lead:
+    """A Lead from a leads row as read, or as just written (a new lead is not read back)."""
     return Lead(
         id=row["id"], source=row["source"], status=row["status"],
         received_at=row["received_at"], method=row["method"],

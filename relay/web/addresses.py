@@ -3,10 +3,15 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def forwarded_for(environ: Mapping[str, Any]) -> str | None:
+    """Every ``X-Forwarded-For`` header of a WSGI request (the server joins repeated ones with commas)."""
+    return environ.get("HTTP_X_FORWARDED_FOR") or None
 
 
 def parse_address(text: str) -> IPAddress | None:

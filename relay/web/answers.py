@@ -9,12 +9,20 @@ from flask import Response, jsonify
 from relay.store.base import Lead
 
 PENDING = ("queued", "retry")
+# The body an answer was built from, kept on the response so the request log need not parse it back.
+ANSWER_ATTRIBUTE = "relay_answer"
 
 
 def json_response(body: dict[str, Any], status: int) -> Response:
     response = jsonify(body)
     response.status_code = status
+    setattr(response, ANSWER_ATTRIBUTE, body)
     return response
+
+
+def answer_of(response: Response) -> dict[str, Any] | None:
+    """The body of an answer built by :func:`json_response`; None for any other response."""
+    return getattr(response, ANSWER_ATTRIBUTE, None)
 
 
 def lead_answer(lead: Lead, *, duplicate: bool = False) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Request, Response, request
+from flask import Blueprint, Request, Response, g, request
 from werkzeug.exceptions import MethodNotAllowed
 
 from relay.delivery.outcome import Delivered, Failed
@@ -12,7 +12,7 @@ from relay.errors import SourceMisconfigured, UnknownSource
 from relay.mapping.model import InboundRequest, TrackdriveCall
 from relay.store.base import Lead
 from relay.web import answers, auth, body, intake
-from relay.web.addresses import client_address
+from relay.web.addresses import client_address, forwarded_for
 from relay.web.delivery import hand_over, reserve, wait_for_outcome
 from relay.web.record import kept_headers, query_without
 from relay.web.registry import Source
@@ -27,35 +27,39 @@ ACCEPTED_METHODS = ["GET", "POST", "PUT"]
 
 @bp.route("/hooks/<source_name>", methods=ACCEPTED_METHODS)
 def receive(source_name: str) -> Response:
-    if request.method not in ACCEPTED_METHODS:  # Flask adds HEAD to GET routes; a HEAD is no lead
+    # One lookup of the context-local request: every proxy access costs a context lookup.
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    if req.method not in ACCEPTED_METHODS:  # Flask adds HEAD to GET routes; a HEAD is no lead
         raise MethodNotAllowed(valid_methods=ACCEPTED_METHODS)
     state = relay_state()
     source = find_source(state, source_name)
-    raw_query = request.environ.get("QUERY_STRING", "")
-    query_pairs = parse_qsl(raw_query, keep_blank_values=True, errors="replace")
-    if auth.is_meta_handshake(source.inbound, request.method, query_pairs):
+    raw_query = req.environ.get("QUERY_STRING", "")
+    query_pairs = parse_qsl(raw_query, keep_blank_values=True, errors="replace") if raw_query else []
+    if auth.is_meta_handshake(source.inbound, req.method, query_pairs):
         # Meta does not sign its subscription GET: the verify token is its only credential.
         return challenge_response(auth.meta_challenge(source.inbound, query_pairs, state.env))
     state.limiter.check(source.name, source.inbound.rate_limit)
-    inbound_request = authenticated_request(state, source, raw_query, query_pairs)
+    inbound_request = authenticated_request(req, state, source, raw_query, query_pairs)
     return accept(state, source, inbound_request)
 
 
-def authenticated_request(state: RelayState, source: Source, raw_query: str,
+def authenticated_request(req: Request, state: RelayState, source: Source, raw_query: str,
                           query_pairs: list[tuple[str, str]]) -> InboundRequest:
     """The request as it will be stored, once every configured check has passed."""
     inbound = source.inbound
-    client_addr = client_address(request.remote_addr, forwarded_for(request), state.settings.trusted_proxies)
-    auth.check_before_body(inbound, client_addr=client_addr, headers=request.headers,
+    headers = req.headers
+    client_addr = client_address(req.remote_addr, forwarded_for(req.environ), state.settings.trusted_proxies)
+    g.client_addr = client_addr  # the request log line reports the same address
+    auth.check_before_body(inbound, client_addr=client_addr, headers=headers,
                            query_pairs=query_pairs, env=state.env)
-    body.check_declared_length(request.content_length, inbound.max_body_bytes)
-    raw_body = body.read_limited(request.stream, inbound.max_body_bytes)
-    auth.check_body(inbound, headers=request.headers, body=raw_body, env=state.env)
+    body.check_declared_length(req.content_length, inbound.max_body_bytes)
+    raw_body = body.read_limited(req.stream, inbound.max_body_bytes)
+    auth.check_body(inbound, headers=headers, body=raw_body, env=state.env)
     token_parameter = inbound.token.query if inbound.token else None
     return InboundRequest(
-        method=request.method, content_type=request.headers.get("Content-Type", ""), body=raw_body,
+        method=req.method, content_type=req.environ.get("CONTENT_TYPE", ""), body=raw_body,
         query=query_without(raw_query, token_parameter),
-        headers=kept_headers(request.headers.items(), inbound), client_addr=client_addr)
+        headers=kept_headers(req.environ, inbound), client_addr=client_addr)
 
 
 def find_source(state: RelayState, name: str) -> Source:
@@ -71,11 +75,6 @@ def find_source(state: RelayState, name: str) -> Source:
         raise SourceMisconfigured(f"environment variable {missing[0]} is not set",
                                   source=name, variable=missing[0], variables=list(missing))
     return source
-
-
-def forwarded_for(req: Request) -> str | None:
-    values = req.headers.getlist("X-Forwarded-For")
-    return ",".join(values) if values else None
 
 
 def challenge_response(challenge: str) -> Response:

@@ -10,11 +10,12 @@ import logging
 import time
 from typing import Any, Mapping
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
 
 from relay import metrics
 from relay.logs import register_env_secrets, register_url_password
-from relay.web.addresses import client_address
+from relay.web.addresses import client_address, forwarded_for
+from relay.web.answers import answer_of
 from relay.web.request_id import current_request_id
 from relay.web.state import relay_state
 
@@ -62,29 +63,38 @@ def start_timer() -> None:
 
 
 def observe_response(response: Response) -> Response:
-    elapsed_s = time.monotonic() - g.get("started_at", time.monotonic())
+    # One lookup of each context-local object: every proxy access costs a context lookup.
+    req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+    now = time.monotonic()
+    elapsed_s = now - getattr(ctx, "started_at", now)
     try:
-        if request.endpoint == HOOKS_ENDPOINT:
-            observe_hook(response, elapsed_s)
+        if req.endpoint == HOOKS_ENDPOINT:
+            observe_hook(req, response, elapsed_s)
         else:
-            log_request(response, elapsed_s, level=logging.DEBUG if request.path in QUIET_PATHS else logging.INFO)
+            log_request(req, response, elapsed_s,
+                        level=logging.DEBUG if req.path in QUIET_PATHS else logging.INFO)
     except Exception:  # bookkeeping must never change the vendor's answer
         logging.getLogger("relay.web").exception("recording a request failed")
     return response
 
 
-def observe_hook(response: Response, elapsed_s: float) -> None:
+def observe_hook(req: Request, response: Response, elapsed_s: float) -> None:
     answer = answer_body(response)
     outcome = request_outcome(response, answer)
-    source = metric_source(str((request.view_args or {}).get("source_name") or ""))
+    source = metric_source(str((req.view_args or {}).get("source_name") or ""))
     if outcome is not None:
         metrics.record_request(source, outcome, elapsed_s)
     level = logging.INFO if response.status_code < 500 else logging.ERROR
-    log_request(response, elapsed_s, level=level, source=source, outcome=outcome or "handshake",
+    log_request(req, response, elapsed_s, level=level, source=source, outcome=outcome or "handshake",
                 lead_id=answer.get("lead_id"))
 
 
 def answer_body(response: Response) -> dict[str, Any]:
+    # The relay's own answers carry the body they were built from; only other
+    # JSON responses (errors) are parsed back.
+    built = answer_of(response)
+    if built is not None:
+        return built
     if not response.is_json or response.direct_passthrough:
         return {}
     body = response.get_json(silent=True)
@@ -112,16 +122,25 @@ def metric_source(name: str) -> str:
     return metrics.UNKNOWN_SOURCE
 
 
-def log_request(response: Response, elapsed_s: float, *, level: int, **fields: Any) -> None:
+def log_request(req: Request, response: Response, elapsed_s: float, *, level: int, **fields: Any) -> None:
     if not log.isEnabledFor(level):
         return
-    state = relay_state()
-    client = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
-                            state.settings.trusted_proxies)
-    log.log(level, "%s %s %s", request.method, request.path, response.status_code, extra={
-        "method": request.method, "path": request.path, "status": response.status_code,
-        "request_id": current_request_id(), "duration_ms": round(elapsed_s * 1000, 2),
-        "client_addr": client, **{key: value for key, value in fields.items() if value is not None}})
+    status = response.status_code
+    extra = {"method": req.method, "path": req.path, "status": status, "request_id": current_request_id(),
+             "duration_ms": round(elapsed_s * 1000, 2), "client_addr": request_client_address(req),
+             **{key: value for key, value in fields.items() if value is not None}}
+    # Built and handled directly: Logger.log would walk the stack for a caller no line shows.
+    record = log.makeRecord(log.name, level, "", 0, "%s %s %s", (req.method, req.path, status), None,
+                            extra=extra)
+    log.handle(record)
+
+
+def request_client_address(req: Request) -> str:
+    """The address the hook already worked out, or the same rule applied here."""
+    known = getattr(g, "client_addr", None)
+    if known is not None:
+        return known
+    return client_address(req.remote_addr, forwarded_for(req.environ), relay_state().settings.trusted_proxies)
 
 
 def init_observe(app: Flask) -> None:

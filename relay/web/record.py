@@ -1,7 +1,7 @@
 """What of a vendor request is kept with the lead: no credential ever reaches the outbox."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Mapping
 from urllib.parse import unquote_plus
 
 from relay.mapping.model import MASK, InboundSettings
@@ -9,6 +9,7 @@ from relay.mapping.model import MASK, InboundSettings
 KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Forwarded-For", "X-Request-ID", "Idempotency-Key")
 # Kept by name only: that a request was signed is worth knowing, the signature is not.
 SIGNATURE_HEADERS = ("X-Hub-Signature", "X-Hub-Signature-256", "Typeform-Signature", "X-Signature")
+BODY_ENVIRON_KEYS = ("CONTENT_TYPE", "CONTENT_LENGTH")  # the two headers WSGI keeps without HTTP_
 
 
 def credential_headers(inbound: InboundSettings) -> list[str]:
@@ -22,19 +23,26 @@ def credential_headers(inbound: InboundSettings) -> list[str]:
     return names
 
 
-def kept_headers(received: Iterable[tuple[str, str]], inbound: InboundSettings) -> dict[str, str]:
-    """The allow-listed headers under their usual spelling; credential values masked."""
-    spelling = {name.lower(): name for name in KEPT_HEADERS}
-    masked = {name.lower(): name for name in credential_headers(inbound)}
-    kept: dict[str, str] = {}
-    for name, value in received:
-        lowered = name.lower()
-        if lowered in masked:
-            kept[masked[lowered]] = MASK
-        elif lowered in spelling:
-            key = spelling[lowered]
-            kept[key] = f"{kept[key]}, {value}" if key in kept else value
+def kept_headers(environ: Mapping[str, Any], inbound: InboundSettings) -> dict[str, str]:
+    """The allow-listed headers under their usual spelling; credential values masked.
+
+    Read from the WSGI environ by name: a request carries many headers and keeps few.
+    """
+    credentials = {name.lower(): name for name in credential_headers(inbound)}
+    kept = {name: MASK for name in credentials.values() if header_value(environ, name) is not None}
+    for name in KEPT_HEADERS:
+        value = header_value(environ, name)
+        if value is not None and name.lower() not in credentials:
+            kept[name] = value
     return kept
+
+
+def header_value(environ: Mapping[str, Any], name: str) -> str | None:
+    """A header as WSGI holds it: ``X-Api-Key`` under ``HTTP_X_API_KEY``."""
+    key = name.upper().replace("-", "_")
+    if key in BODY_ENVIRON_KEYS:
+        return environ.get(key) or None  # an empty Content-Type is no header at all
+    return environ.get(f"HTTP_{key}")
 
 
 def query_without(query: str, parameter: str | None) -> str:
