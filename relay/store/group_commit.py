@@ -5,13 +5,14 @@ waits for SQLite's file lock (whose busy handler sleeps in steps of several
 milliseconds). Sixteen request threads each committing their own insert spend
 most of their time in those two waits. Here a request thread hands its write to
 the process's writer and blocks on a future; the writer takes whatever writes
-are waiting, runs each in a SAVEPOINT of one ``BEGIN IMMEDIATE`` transaction and
-commits once. An idle writer runs a lone write at once, so a quiet relay pays no
+are waiting, runs them in one ``BEGIN IMMEDIATE`` transaction and commits once. An idle writer runs a lone write at once, so a quiet relay pays no
 extra latency; a busy one pays one disk sync for a whole batch.
 
 Each write still commits before its caller returns: nothing is acknowledged
-before it is durable. A write that fails alone is rolled back to its savepoint
-and fails alone; a failed commit fails the whole batch, as it must.
+before it is durable. When one write of a batch raises, the batch is rolled back
+and its writes run again one transaction each, so only the failing write fails;
+a failed commit fails the whole batch, as it must. Writes are closures over
+values fixed by their callers (ids, times), so running one again is safe.
 """
 from __future__ import annotations
 
@@ -80,29 +81,34 @@ class GroupCommitWriter:
 
     def _commit(self, batch: list[tuple[Write, Future]]) -> None:
         try:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
+            results = self._transaction([write for write, _ in batch])
+        except _WriteFailed as failed:
+            if len(batch) > 1:
+                # Rolled back whole: run each write alone, so only the failing one fails.
+                for item in batch:
+                    self._commit([item])
+                return
+            error = failed.cause
+            _fail_all(batch, self._unavailable(error) if isinstance(error, sqlite3.Error) else error)
+            return
         except (sqlite3.Error, OSError) as exc:
             self._conn = None
             _fail_all(batch, self._unavailable(exc))
             return
+        for (_, future), result in zip(batch, results):
+            future.set_result(result)
+
+    def _transaction(self, writes: list[Write]) -> list[object]:
+        """Every write in one transaction, or none of them (raising _WriteFailed for a write's error)."""
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            outcomes = [_run_in_savepoint(conn, write) for write, _ in batch]
-        except _BatchAborted as aborted:
-            _rollback(conn)
-            _fail_all(batch, self._unavailable(aborted.cause))
-            return
-        try:
+            results = [_run(conn, write) for write in writes]
             conn.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:
+        except BaseException:
             _rollback(conn)
-            _fail_all(batch, self._unavailable(exc))
-            return
-        for (_, future), (result, error) in zip(batch, outcomes):
-            if error is None:
-                future.set_result(result)
-            else:
-                future.set_exception(self._unavailable(error) if isinstance(error, sqlite3.Error) else error)
+            raise
+        return results
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -110,26 +116,19 @@ class GroupCommitWriter:
         return self._conn
 
 
-class _BatchAborted(Exception):
-    """SQLite rolled the whole transaction back (disk full, I/O error): every write in it is lost."""
+class _WriteFailed(Exception):
+    """A write raised: its transaction is rolled back and the error goes to its caller."""
 
     def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.cause = cause
 
 
-def _run_in_savepoint(conn: sqlite3.Connection, write: Write) -> tuple[object, BaseException | None]:
-    conn.execute("SAVEPOINT one_write")
+def _run(conn: sqlite3.Connection, write: Write) -> object:
     try:
-        result = write(conn)
+        return write(conn)
     except Exception as exc:  # noqa: BLE001 - handed to the caller through its future
-        if not conn.in_transaction:
-            raise _BatchAborted(exc) from exc
-        conn.execute("ROLLBACK TO one_write")
-        conn.execute("RELEASE one_write")
-        return None, exc
-    conn.execute("RELEASE one_write")
-    return result, None
+        raise _WriteFailed(exc) from exc
 
 
 def _fail_all(batch: list[tuple[Write, Future]], error: Exception) -> None:

@@ -28,6 +28,8 @@ forwarded_allow_ips = os.environ.get("RELAY_FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The relay logs one JSON line per request itself; RELAY_ACCESS_LOG=1 adds gunicorn's, as JSON too.
 accesslog = "-" if os.environ.get("RELAY_ACCESS_LOG") else None
 logconfig_dict = logging_config(os.environ.get("RELAY_LOG_LEVEL", "info"), access_log=accesslog is not None)
+# Skips building gunicorn's access line while its logger is silenced.
+logger_class = "relay.logs.GunicornLogger"
 # The relay is driven by signals only; a shared default control socket path would
 # collide between two relays on one host.
 control_socket_disable = True
