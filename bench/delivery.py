@@ -12,7 +12,6 @@ takes them and delivered leads/s is counted from the sandbox's record. Target: >
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import threading
 import time

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"| {parse_median:.1f} | {parse_p99:.1f} |")
 
     seconds, loaded = bench_load(args.mappings, args.files)
-    print(f"\n## Loading mapping files\n")
+    print("\n## Loading mapping files\n")
     print("| files | loaded | seconds |")
     print("|---:|---:|---:|")
     print(f"| {args.files} | {loaded} | {seconds:.2f} |")

@@ -38,7 +38,7 @@ from relay.mapping.httpfile import parse_http_file  # noqa: E402
 from relay.mapping.model import TrackdriveCall  # noqa: E402
 from relay.store import open_store  # noqa: E402
 from relay.store.base import Received, Store  # noqa: E402
-from harness import GUNICORN_SETTINGS, WrkResult, run_wrk  # noqa: E402
+from harness import GUNICORN_SETTINGS, WrkResult, require_wrk, run_wrk  # noqa: E402
 from tests.scale.cluster import nginx  # noqa: E402
 from tests.support import postgres  # noqa: E402
 from tests.support.procs import Process, free_port, gunicorn  # noqa: E402

@@ -13,7 +13,7 @@ it:
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 # Lifecycle:  queued -> (claimed, leased) -> delivered | retry -> ... | dead

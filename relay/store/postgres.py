@@ -20,7 +20,6 @@ URL: ``postgresql://user@host:5432/dbname?schema=relay&pool_size=10``. ``schema`
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -39,10 +38,9 @@ from relay.errors import StoreUnavailable
 from relay.store import new_lead_id
 from relay.store.base import Count, Lead, PendingStats, Received, Settlement, Store
 from relay.store.pg_migrations import MIGRATIONS
+from relay.store.rows import (LEAD_COLUMNS, LEAD_FIELDS, REMAP_STATUSES, check_settlement, dumps,
+                              lead_from_row, new_lead_row, truncate)
 
-RESPONSE_BODY_LIMIT = 64 * 1024  # bytes of a Trackdrive answer worth keeping
-SETTLE_RESULTS = ("delivered", "retry", "dead")
-REMAP_STATUSES = ("queued", "rejected", "dropped")
 DEFAULT_POOL_SIZE = 10
 DEFAULT_CONNECT_TIMEOUT_S = 2.0
 # The pool's background reconnection backs off exponentially; giving up early lets
@@ -61,12 +59,6 @@ CLAIMABLE = ("status IN ('queued', 'retry')"
              " AND (lease_until IS NULL OR lease_until <= %(now)s)")
 NOT_LEASED = "(lease_until IS NULL OR lease_until <= %(now)s)"
 
-LEAD_FIELDS = ("id", "source", "status", "received_at", "received_day", "method",
-               "content_type", "query_string", "headers_json", "body", "client_addr",
-               "call_json", "error_json", "mapping_version", "dedupe_key", "attempts",
-               "next_attempt_at", "lease_owner", "lease_until", "response_status",
-               "response_body", "delivered_at", "updated_at", "request_id")
-LEAD_COLUMNS = ", ".join(LEAD_FIELDS)
 LEAD_VALUES = ", ".join(f"%({name})s" for name in LEAD_FIELDS)
 
 # Pools inherited through fork() must never be closed or garbage-collected in the
@@ -227,8 +219,8 @@ class PostgresStore(Store):
                     return earlier, False
                 _point_dedupe_key(conn, received, lead_id)  # its lead was purged
             row = conn.execute(f"INSERT INTO leads ({LEAD_COLUMNS}) VALUES ({LEAD_VALUES})"
-                               f" RETURNING {LEAD_COLUMNS}", _new_lead_row(lead_id, received)).fetchone()
-        return _lead(row), True
+                               f" RETURNING {LEAD_COLUMNS}", new_lead_row(lead_id, received)).fetchone()
+        return lead_from_row(row), True
 
     # --- delivering ---
 
@@ -238,7 +230,7 @@ class PostgresStore(Store):
                 "UPDATE leads SET lease_owner = %(owner)s, lease_until = %(until)s,"
                 f" updated_at = %(now)s WHERE id = %(id)s AND {CLAIMABLE} RETURNING {LEAD_COLUMNS}",
                 {"owner": owner, "until": now + lease_s, "now": now, "id": lead_id}).fetchone()
-        return None if row is None else _lead(row)
+        return None if row is None else lead_from_row(row)
 
     def claim_due(self, owner: str, limit: int, lease_s: float, now: float) -> list[Lead]:
         if limit <= 0:
@@ -253,13 +245,13 @@ class PostgresStore(Store):
                 "   ORDER BY next_attempt_at NULLS FIRST, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
                 f" RETURNING {LEAD_COLUMNS}",
                 {"owner": owner, "until": now + lease_s, "now": now, "limit": limit}).fetchall()
-        leads = [_lead(row) for row in rows]
+        leads = [lead_from_row(row) for row in rows]
         return sorted(leads, key=lambda lead: (lead.next_attempt_at is not None,
                                                lead.next_attempt_at or 0.0, lead.id))
 
     def settle(self, lead_id: str, owner: str, settlement: Settlement) -> bool:
-        _check_settlement(settlement)
-        response_body = _truncate(settlement.response_body)
+        check_settlement(settlement)
+        response_body = truncate(settlement.response_body)
         retry_at = settlement.next_attempt_at if settlement.result == "retry" else None
         with self._write() as conn:
             moved = conn.execute(
@@ -309,7 +301,7 @@ class PostgresStore(Store):
             rows = conn.execute(f"SELECT {LEAD_COLUMNS} FROM leads {where}"
                                 " ORDER BY received_at DESC, id DESC LIMIT %(limit)s",
                                 {**params, "limit": limit}).fetchall()
-        return [_lead(row) for row in rows]
+        return [lead_from_row(row) for row in rows]
 
     def attempts(self, lead_id: str) -> list[Settlement]:
         with self._connection() as conn:
@@ -371,7 +363,7 @@ class PostgresStore(Store):
                 " mapping_version = %(version)s, next_attempt_at = %(next)s, attempts = 0,"
                 " lease_owner = NULL, lease_until = NULL, delivered_at = NULL, updated_at = %(now)s"
                 f" WHERE id = %(id)s AND {NOT_LEASED}",
-                {"status": status, "call": _dumps(call), "error": _dumps(error),
+                {"status": status, "call": dumps(call), "error": dumps(error),
                  "version": mapping_version, "next": now if status == "queued" else None,
                  "now": now, "id": lead_id}).rowcount == 1
 
@@ -457,12 +449,12 @@ def _dedupe_hit(conn: psycopg.Connection, received: Received) -> Lead | None:
         " FROM dedupe_keys d JOIN leads l ON l.id = d.lead_id"
         " WHERE d.source = %s AND d.dedupe_key = %s AND d.expires_at > %s",
         (received.source, received.dedupe_key, received.received_at)).fetchone()
-    return None if row is None else _lead(row)
+    return None if row is None else lead_from_row(row)
 
 
 def _fetch_lead(conn: psycopg.Connection, lead_id: str) -> Lead | None:
     row = conn.execute(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = %s", (lead_id,)).fetchone()
-    return None if row is None else _lead(row)
+    return None if row is None else lead_from_row(row)
 
 
 def _filters(*, status: str | None = None, source: str | None = None,
@@ -488,62 +480,3 @@ def _filters(*, status: str | None = None, source: str | None = None,
         params["until"] = until
     return "WHERE " + (" AND ".join(clauses) if clauses else "TRUE"), params
 
-
-def _new_lead_row(lead_id: str, received: Received) -> dict[str, Any]:
-    # A queued lead is due at once; giving it a time keeps the claim index ordered.
-    next_attempt_at = received.received_at if received.status == "queued" else None
-    lease_owner, lease_until = received.initial_lease()
-    return {"id": lead_id, "source": received.source, "status": received.status,
-            "received_at": received.received_at, "received_day": _utc_day(received.received_at),
-            "method": received.method, "content_type": received.content_type,
-            "query_string": received.query, "headers_json": _dumps(dict(received.headers)),
-            "body": bytes(received.body), "client_addr": received.client_addr,
-            "call_json": _dumps(received.call), "error_json": _dumps(received.error),
-            "mapping_version": received.mapping_version, "dedupe_key": received.dedupe_key,
-            "attempts": 0, "next_attempt_at": next_attempt_at, "lease_owner": lease_owner,
-            "lease_until": lease_until, "response_status": None, "response_body": None,
-            "delivered_at": None, "updated_at": received.received_at,
-            "request_id": received.request_id}
-
-
-def _lead(row: dict[str, Any]) -> Lead:
-    return Lead(
-        id=row["id"], source=row["source"], status=row["status"],
-        received_at=row["received_at"], method=row["method"],
-        content_type=row["content_type"], query=row["query_string"],
-        headers=_loads(row["headers_json"]) or {}, body=bytes(row["body"]),
-        client_addr=row["client_addr"], call=_loads(row["call_json"]),
-        error=_loads(row["error_json"]), mapping_version=row["mapping_version"],
-        dedupe_key=row["dedupe_key"], attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"], lease_owner=row["lease_owner"],
-        lease_until=row["lease_until"], response_status=row["response_status"],
-        response_body=row["response_body"], delivered_at=row["delivered_at"],
-        updated_at=row["updated_at"], request_id=row["request_id"] or "")
-
-
-def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _utc_day(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(epoch))
-
-
-def _truncate(text: str | None, limit: int = RESPONSE_BODY_LIMIT) -> str | None:
-    if text is None:
-        return None
-    encoded = text.encode("utf-8")
-    if len(encoded) <= limit:
-        return text
-    return encoded[:limit].decode("utf-8", errors="ignore")
-
-
-def _check_settlement(settlement: Settlement) -> None:
-    if settlement.result not in SETTLE_RESULTS:
-        raise ValueError(f"settlement result must be one of {', '.join(SETTLE_RESULTS)}")
-    if settlement.result == "retry" and settlement.next_attempt_at is None:
-        raise ValueError("a retry settlement needs next_attempt_at")

@@ -12,7 +12,6 @@ web layer answers 503 and the delivery worker keeps running.
 """
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -20,19 +19,18 @@ import time
 import weakref
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from relay.errors import StoreUnavailable
 from relay.store import new_lead_id
 from relay.store.base import (Count, Lead, PendingStats, Received, Settlement, Store)
 from relay.store.filelock import WriteLock
 from relay.store.group_commit import GroupCommitWriter
+from relay.store.rows import (LEAD_COLUMNS, LEAD_FIELDS, REMAP_STATUSES, check_settlement, dumps,
+                              lead_from_row, new_lead_row, truncate)
 from relay.store.migrations import MIGRATIONS
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
-RESPONSE_BODY_LIMIT = 64 * 1024  # bytes of a Trackdrive answer worth keeping
-SETTLE_RESULTS = ("delivered", "retry", "dead")
-REMAP_STATUSES = ("queued", "rejected", "dropped")
 
 # A lead is deliverable when it waits for delivery, is due, and nobody holds a live lease.
 CLAIMABLE = ("status IN ('queued', 'retry')"
@@ -40,12 +38,6 @@ CLAIMABLE = ("status IN ('queued', 'retry')"
              " AND (lease_until IS NULL OR lease_until <= :now)")
 NOT_LEASED = "(lease_until IS NULL OR lease_until <= :now)"
 
-LEAD_FIELDS = ("id", "source", "status", "received_at", "received_day", "method",
-               "content_type", "query_string", "headers_json", "body", "client_addr",
-               "call_json", "error_json", "mapping_version", "dedupe_key", "attempts",
-               "next_attempt_at", "lease_owner", "lease_until", "response_status",
-               "response_body", "delivered_at", "updated_at", "request_id")
-LEAD_COLUMNS = ", ".join(LEAD_FIELDS)
 INSERT_LEAD = f"INSERT INTO leads ({LEAD_COLUMNS}) VALUES ({', '.join('?' * len(LEAD_FIELDS))})"
 
 
@@ -165,7 +157,7 @@ class SQLiteStore(Store):
     def insert(self, received: Received) -> tuple[Lead, bool]:
         deduping = bool(received.dedupe_key) and received.dedupe_window_s > 0
         lead_id = new_lead_id()
-        row = _new_lead_row(lead_id, received)
+        row = new_lead_row(lead_id, received)
 
         def write(conn: sqlite3.Connection) -> Lead | None:
             """The earlier lead for a repeat; None once the new row is written."""
@@ -173,7 +165,7 @@ class SQLiteStore(Store):
                 earlier = _dedupe_hit(conn, received)
                 if earlier is not None:
                     return earlier
-            conn.execute(INSERT_LEAD, row)
+            conn.execute(INSERT_LEAD, tuple(row.values()))
             if deduping:
                 conn.execute("INSERT INTO dedupe_keys (source, dedupe_key, lead_id, expires_at)"
                              " VALUES (?, ?, ?, ?) ON CONFLICT (source, dedupe_key) DO UPDATE"
@@ -187,7 +179,7 @@ class SQLiteStore(Store):
             return earlier, False
         # Built from what was written, not read back: the writer thread, which every
         # request shares, does only the SQL.
-        return _lead(dict(zip(LEAD_FIELDS, row))), True
+        return lead_from_row(row), True
 
     # --- delivering ---
 
@@ -216,11 +208,11 @@ class SQLiteStore(Store):
             rows = conn.execute(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id IN"
                                 f" ({_placeholders(len(ids))}) ORDER BY next_attempt_at, id",
                                 ids).fetchall()
-        return [_lead(row) for row in rows]
+        return [lead_from_row(row) for row in rows]
 
     def settle(self, lead_id: str, owner: str, settlement: Settlement) -> bool:
-        _check_settlement(settlement)
-        response_body = _truncate(settlement.response_body)
+        check_settlement(settlement)
+        response_body = truncate(settlement.response_body)
 
         def write(conn: sqlite3.Connection) -> bool:
             held = conn.execute("SELECT 1 FROM leads WHERE id = ? AND lease_owner = ?",
@@ -272,7 +264,7 @@ class SQLiteStore(Store):
             rows = conn.execute(f"SELECT {LEAD_COLUMNS} FROM leads {where}"
                                 " ORDER BY received_at DESC, id DESC LIMIT ?",
                                 (*params, limit)).fetchall()
-        return [_lead(row) for row in rows]
+        return [lead_from_row(row) for row in rows]
 
     def attempts(self, lead_id: str) -> list[Settlement]:
         with self._read() as conn:
@@ -331,7 +323,7 @@ class SQLiteStore(Store):
                 " mapping_version = :version, next_attempt_at = :next, attempts = 0,"
                 " lease_owner = NULL, lease_until = NULL, delivered_at = NULL, updated_at = :now"
                 f" WHERE id = :id AND {NOT_LEASED}",
-                {"status": status, "call": _dumps(call), "error": _dumps(error),
+                {"status": status, "call": dumps(call), "error": dumps(error),
                  "version": mapping_version, "next": now if status == "queued" else None,
                  "now": now, "id": lead_id}).rowcount == 1
 
@@ -406,34 +398,6 @@ def _placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
-def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _utc_day(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(epoch))
-
-
-def _truncate(text: str | None, limit: int = RESPONSE_BODY_LIMIT) -> str | None:
-    if text is None:
-        return None
-    encoded = text.encode("utf-8")
-    if len(encoded) <= limit:
-        return text
-    return encoded[:limit].decode("utf-8", errors="ignore")
-
-
-def _check_settlement(settlement: Settlement) -> None:
-    if settlement.result not in SETTLE_RESULTS:
-        raise ValueError(f"settlement result must be one of {', '.join(SETTLE_RESULTS)}")
-    if settlement.result == "retry" and settlement.next_attempt_at is None:
-        raise ValueError("a retry settlement needs next_attempt_at")
-
-
 def _filters(*, status: str | None = None, source: str | None = None,
              ids: Sequence[str] | None = None, since: float | None = None,
              until: float | None = None) -> tuple[str, tuple[Any, ...]]:
@@ -459,46 +423,16 @@ def _filters(*, status: str | None = None, source: str | None = None,
     return where, tuple(params)
 
 
-def _new_lead_row(lead_id: str, received: Received) -> tuple[Any, ...]:
-    """The leads row for a new lead, exactly as SQLite returns it: REAL columns hold floats."""
-    received_at = float(received.received_at)
-    # A queued lead is due at once; giving it a time keeps the claim index ordered.
-    next_attempt_at = received_at if received.status == "queued" else None
-    lease_owner, lease_until = received.initial_lease()
-    return (lead_id, received.source, received.status, received_at,
-            _utc_day(received_at), received.method, received.content_type,
-            received.query, _dumps(dict(received.headers)), bytes(received.body),
-            received.client_addr, _dumps(received.call), _dumps(received.error),
-            received.mapping_version, received.dedupe_key, 0, next_attempt_at, lease_owner,
-            None if lease_until is None else float(lease_until), None, None, None, received_at,
-            received.request_id)
-
-
 def _dedupe_hit(conn: sqlite3.Connection, received: Received) -> Lead | None:
     row = conn.execute(
         f"SELECT {', '.join('l.' + name for name in LEAD_FIELDS)}"
         " FROM dedupe_keys d JOIN leads l ON l.id = d.lead_id"
         " WHERE d.source = ? AND d.dedupe_key = ? AND d.expires_at > ?",
         (received.source, received.dedupe_key, received.received_at)).fetchone()
-    return None if row is None else _lead(row)
+    return None if row is None else lead_from_row(row)
 
 
 def _fetch_lead(conn: sqlite3.Connection, lead_id: str) -> Lead | None:
     row = conn.execute(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?", (lead_id,)).fetchone()
-    return None if row is None else _lead(row)
+    return None if row is None else lead_from_row(row)
 
-
-def _lead(row: sqlite3.Row | Mapping[str, Any]) -> Lead:
-    """A Lead from a leads row as read, or as just written (a new lead is not read back)."""
-    return Lead(
-        id=row["id"], source=row["source"], status=row["status"],
-        received_at=row["received_at"], method=row["method"],
-        content_type=row["content_type"], query=row["query_string"],
-        headers=_loads(row["headers_json"]) or {}, body=bytes(row["body"]),
-        client_addr=row["client_addr"], call=_loads(row["call_json"]),
-        error=_loads(row["error_json"]), mapping_version=row["mapping_version"],
-        dedupe_key=row["dedupe_key"], attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"], lease_owner=row["lease_owner"],
-        lease_until=row["lease_until"], response_status=row["response_status"],
-        response_body=row["response_body"], delivered_at=row["delivered_at"],
-        updated_at=row["updated_at"], request_id=row["request_id"] or "")

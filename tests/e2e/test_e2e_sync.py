@@ -1,7 +1,6 @@
 """`mode: sync` over real HTTP: the vendor gets Trackdrive's answer, or 202 when Trackdrive is slow."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
