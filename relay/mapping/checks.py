@@ -10,10 +10,9 @@ import difflib
 from typing import Iterable, Mapping
 
 from relay.mapping.model import ENV_REF, Problem
+from relay.mapping.words import boolean_word
 from relay.mapping.yamlload import Map, Node, Scalar, Seq, kind_of
 
-TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
-FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
@@ -97,13 +96,10 @@ class Checker:
         text = self.text(node, where)
         if text is None:
             return None
-        word = text.strip().lower()
-        if word in TRUE_WORDS:
-            return True
-        if word in FALSE_WORDS:
-            return False
-        self.error(node, f"{where} must be true or false, not '{text}'", "wrong_type")
-        return None
+        answer = boolean_word(text)
+        if answer is None:
+            self.error(node, f"{where} must be true or false, not '{text}'", "wrong_type")
+        return answer
 
     def integer(self, node: Node, where: str, minimum: int = 0) -> int | None:
         text = self.text(node, where)

@@ -66,18 +66,24 @@ class TrackdriveCall:
     base_url: str | None = None  # None: the relay's TRACKDRIVE_BASE_URL; may be "${ENV}"
     secrets: dict[str, str] = field(default_factory=dict)  # parameter -> ENV name
     route: str | None = None
+    # What the operator should know but that does not stop the call, e.g. a passthrough
+    # token whose name clashed with another and was left out rather than overwriting it.
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "method": self.method, "path": self.path,
-                "query": dict(self.query), "body": self.body, "base_url": self.base_url,
-                "secrets": dict(self.secrets), "route": self.route}
+        shown = {"action": self.action, "method": self.method, "path": self.path,
+                 "query": dict(self.query), "body": self.body, "base_url": self.base_url,
+                 "secrets": dict(self.secrets), "route": self.route}
+        if self.notes:
+            shown["notes"] = list(self.notes)
+        return shown
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "TrackdriveCall":
         return cls(action=raw["action"], method=raw["method"], path=raw["path"],
                    query=dict(raw.get("query") or {}), body=dict(raw.get("body") or {}),
                    base_url=raw.get("base_url"), secrets=dict(raw.get("secrets") or {}),
-                   route=raw.get("route"))
+                   route=raw.get("route"), notes=tuple(raw.get("notes") or ()))
 
     def masked(self) -> dict[str, Any]:
         """The call as shown to people: secret values appear as their reference."""

@@ -7,7 +7,7 @@ matching route's plan, and returns a value: a call, a refusal or a drop.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from relay.errors import RelayError
@@ -64,10 +64,14 @@ class Plan:
             return Refusal(source, "caller_id", "required",
                            f"caller_id is required for {self.action} but was empty",
                            self._paths_of("caller_id"))
-        if self.passthrough is not None:
-            self._pass_through(payload, data)
-        return trackdrive.build_call(self.action, params, data, secrets=dict(self.target.secrets),
+        clashes = self._pass_through(payload, data) if self.passthrough is not None else ()
+        call = trackdrive.build_call(self.action, params, data, secrets=dict(self.target.secrets),
                                      base_url=self.target.base_url, route=self.route)
+        if clashes:
+            call = replace(call, notes=tuple(
+                f"passthrough token {name} clashes with another value of that name; the first was kept"
+                for name in clashes))
+        return call
 
     def _coerce(self, name: str, value: Any) -> Any:
         try:
@@ -77,14 +81,17 @@ class Plan:
             assert item is not None
             raise FieldRefused(item, error.rule, refusal_message(item, error.message)) from None
 
-    def _pass_through(self, payload: Any, data: dict[str, Any]) -> None:
+    def _pass_through(self, payload: Any, data: dict[str, Any]) -> list[str]:
+        """Copies unmapped payload values into data; returns the token names that clashed."""
         rules = self.passthrough
         assert rules is not None
-        tokens, _clashes = flatten.flatten(payload, max_depth=rules.max_depth, include=rules.include,
-                                           exclude=rules.exclude, skip=self.consumed)
+        tokens, clashes = flatten.flatten(payload, max_depth=rules.max_depth, include=rules.include,
+                                          exclude=rules.exclude, skip=self.consumed)
         for name, value in tokens.items():
-            # explicitly mapped values win over copied ones
-            data.setdefault(name, value)
+            # An explicitly mapped value wins over a copied one; a copy that differs is a clash.
+            if data.setdefault(name, value) != value and name not in clashes:
+                clashes.append(name)
+        return clashes
 
     def _paths_of(self, name: str) -> tuple[str, ...]:
         return next((item.paths for item in self.fields if item.name == name), ())

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from relay.mapping.model import TrackdriveCall, caller_path
+from relay.mapping.words import boolean_word
 
 # action -> (HTTP method, path pattern)
 ACTIONS: dict[str, tuple[str, str]] = {
@@ -40,8 +41,6 @@ RULES: dict[str, str] = {
     "data": "hash",
 }
 
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 _TIME_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{4}$")
 _INTEGER = re.compile(r"^[+-]?\d{1,18}$")
@@ -90,17 +89,10 @@ def _as_integer(param: str, value: Any) -> int:
 
 
 def _as_boolean(param: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in TRUE_WORDS:
-            return True
-        if word in FALSE_WORDS:
-            return False
-    raise ParamError("boolean", f"{param} must be one of 1, true, yes, on, 0, false, no, off; got {_show(value)}")
+    answer = boolean_word(value)
+    if answer is None:
+        raise ParamError("boolean", f"{param} must be one of 1, true, yes, on, 0, false, no, off; got {_show(value)}")
+    return answer
 
 
 def _as_time(param: str, value: Any) -> str:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
-from relay.mapping import us_states
+from relay.mapping import us_states, words
 
 Transform = Callable[[Any], Any]
 
@@ -27,8 +27,9 @@ TRANSFORM_NAMES: tuple[str, ...] = (
     "integer", "string",
 )
 TRACKDRIVE_TIME = "%Y-%m-%d %H:%M:%S %z"
-TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "checked"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "unchecked"})
+# Form builders also say y/n and checked/unchecked.
+TRUE_WORDS = words.TRUE_WORDS | {"y", "checked"}
+FALSE_WORDS = words.FALSE_WORDS | {"n", "unchecked"}
 
 _EMAIL = re.compile(
     r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
@@ -311,17 +312,10 @@ def _table_lookup(table: dict[str, str], default: Any, normalize: Callable[[str]
 
 def to_bool(value: Any) -> bool:
     """Read a boolean word; raises TransformError(rule="boolean") for anything else."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in TRUE_WORDS:
-            return True
-        if word in FALSE_WORDS:
-            return False
-    raise TransformError("boolean", f"{as_text(value)!r} is not a boolean (use yes/no, true/false, 1/0, on/off)")
+    answer = words.boolean_word(value, TRUE_WORDS, FALSE_WORDS)
+    if answer is None:
+        raise TransformError("boolean", f"{as_text(value)!r} is not a boolean (use yes/no, true/false, 1/0, on/off)")
+    return answer
 
 
 def _bool(arg: Any) -> Transform:

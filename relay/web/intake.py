@@ -27,7 +27,11 @@ def parse_payload(source: Source, inbound_request: InboundRequest) -> dict[str, 
 
 def map_payload(source: Source, payload: dict[str, Any]) -> MapOutcome:
     try:
-        return source.map_payload(payload)
+        outcome = source.map_payload(payload)
+        if isinstance(outcome, TrackdriveCall) and outcome.notes:
+            log.warning("mapping notes for source %s: %s", source.name, "; ".join(outcome.notes),
+                        extra={"source": source.name})
+        return outcome
     except LeadRefused as refused:
         return refusal_from_error(source.name, refused)
     except RelayError:
