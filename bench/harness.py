@@ -16,7 +16,7 @@ from tests.support.procs import VENV_BIN, Process, free_port  # noqa: E402
 from tests.support.stack import SHIPPED_SECRETS, Stack, wait_until  # noqa: E402
 
 GUNICORN_SETTINGS = {"RELAY_WORKERS": os.environ.get("BENCH_WORKERS", "2"),
-                     "RELAY_THREADS": os.environ.get("BENCH_THREADS", "8")}
+                     "RELAY_THREADS": os.environ.get("BENCH_THREADS", "16")}
 
 
 SUMMARY = re.compile(r"SUMMARY acked=(\d+) refused=(\d+) seconds=([\d.]+) p50_us=(\d+) p99_us=(\d+)"

@@ -2,7 +2,7 @@
 
     python bench/ingest.py [--seconds 10] [--rounds 2] [--connections 32]
 
-Both run under gunicorn with the same settings (2 workers, gthread, 8 threads) and the same
+Both run under gunicorn with the same settings (2 workers, gthread, 16 threads: the relay's defaults) and the same
 wrk load (bench/lead.lua: a distinct JSON lead per request), in alternating rounds so that
 machine noise hits both. The relay is measured with delivery on (the sandbox answering at
 once, as in production) and with delivery off (RELAY_DELIVERY=off: ingest alone).

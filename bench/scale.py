@@ -4,7 +4,7 @@
 
 Three deployments, all in one run, loaded by the same wrk script (bench/lead.lua:
 a distinct JSON lead per request to /hooks/generic-json, 2xx answers counted) with
-the same gunicorn settings (2 workers x 8 threads, gthread):
+the same gunicorn settings (the relay's defaults: 2 workers x 16 threads, gthread):
 
 * one instance, SQLite outbox (synchronous=FULL);
 * one instance, PostgreSQL outbox (a fresh schema in RELAY_TEST_POSTGRES_URL's database);
