@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
@@ -15,20 +14,10 @@ from tests.support.procs import ROOT, Process, free_port, gunicorn, sandbox
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 SHIPPED_UPSTREAMS = ("relay1:8080", "relay2:8080")
 SHIPPED_LISTEN = "listen 80;"
-WAIT_S = 60.0  # an upper bound for a slow machine, never a measurement
 
 # Made-up secrets the test mappings reference.
 SECRETS = {"GENERIC_JSON_LEAD_TOKEN": "generic-json-token-6e5d", "GENERIC_JSON_API_KEY": "example-key"}
 API_KEY = SECRETS["GENERIC_JSON_API_KEY"]
-
-
-def wait_until(predicate: Callable[[], Any], timeout_s: float = WAIT_S, interval_s: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval_s)
 
 
 def nginx_config(listen_port: int, upstream_ports: tuple[int, int]) -> str:

@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from relay.store import open_store
-from tests.scale.cluster import API_KEY, Cluster, accepted_lead_ids, wait_until
+from tests.scale.cluster import API_KEY, Cluster, accepted_lead_ids
+from tests.support.stack import wait_until
 from tests.support import postgres
 
 STREAMS = 4

@@ -12,7 +12,8 @@ import requests
 
 from relay.store import open_store
 from relay.store.base import Store
-from tests.scale.cluster import API_KEY, Cluster, accepted_lead_ids, wait_until
+from tests.scale.cluster import API_KEY, Cluster, accepted_lead_ids
+from tests.support.stack import wait_until
 from tests.scale.conftest import nginx_binary
 
 LEADS = 2000
