@@ -32,7 +32,9 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 @dataclass(frozen=True)
 class BreakerSettings:
-    failures: int = 5  # consecutive transient failures that open the breaker; 0 turns it off
+    # Consecutive transient failures that open the breaker; 0 turns it off. High enough that a
+    # Trackdrive that fails a third of its calls is not "down" and never trips it (0.3**20 ~ 1e-11).
+    failures: int = 20
     cooldown_s: float = 5.0
     max_cooldown_s: float = 60.0
 
