@@ -233,3 +233,19 @@ def test_a_stopped_dispatcher_can_start_again() -> None:
     assert isinstance(dispatcher.submit("L1").result(timeout=30), (Delivered, type(None)))
     dispatcher.stop(5)
     assert store.get("L1").status == "delivered"
+
+
+def test_a_lead_stored_leased_is_delivered_in_its_reserved_slot_without_a_claim() -> None:
+    from dataclasses import replace
+
+    lead = replace(make_lead("L1", CALL), lease_owner="worker-1", lease_until=NOW + 60)
+    store = FakeStore(lead)
+    client = StubClient(Delivered(201, ""))
+    dispatcher = dispatcher_for(store, client, concurrency=1)
+    assert dispatcher.reserve()
+    assert not dispatcher.reserve(), "the only slot is held for the lead being stored"
+    assert isinstance(dispatcher.deliver_leased(lead).result(timeout=30), Delivered)
+    assert store.get("L1").status == "delivered"
+    assert eventually(dispatcher.reserve), "the slot comes back once the lead is settled"
+    dispatcher.unreserve()
+    dispatcher.stop(5)

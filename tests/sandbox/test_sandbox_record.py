@@ -49,3 +49,16 @@ def test_delete_clears_the_record(client: FlaskClient) -> None:
     assert client.delete("/_sandbox/received").status_code == 200
     assert client.get("/_sandbox/received").get_json() == []
     assert client.get("/_sandbox/stats").get_json()["received"] == 0
+
+
+def test_a_repeated_idempotency_key_is_answered_like_the_first_and_not_accepted_again(
+        client: FlaskClient) -> None:
+    def once() -> object:
+        return client.post(f"{LEADS}?lead_token=t0ken-123", json={"caller_id": "+15551234567"},
+                           headers={"X-Relay-Lead-Id": "L7", "Idempotency-Key": "L7"})
+
+    first, repeat = once(), once()
+    assert (first.status_code, repeat.status_code) == (201, 200)
+    assert repeat.get_json()["lead"]["id"] == first.get_json()["lead"]["id"]
+    stats = client.get("/_sandbox/stats").get_json()
+    assert (stats["accepted"], stats["replayed"], stats["duplicates_accepted"]) == (1, 1, 0)

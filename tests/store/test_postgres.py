@@ -12,23 +12,13 @@ from psycopg import sql
 
 from relay.errors import StoreUnavailable
 from relay.store import open_store
-from relay.store.base import Received
 from relay.store.pg_migrations import MIGRATIONS
 from relay.store.postgres import PostgresLocation, PostgresStore
 from tests.support import postgres
 from tests.support.tcpproxy import TcpProxy
+from tests.store.factory import T0, received
 
-T0 = 1_700_000_000.0
 LATEST = MIGRATIONS[-1][0]
-
-
-def received(**overrides: Any) -> Received:
-    values: dict[str, Any] = dict(
-        source="acme", received_at=T0, method="POST", content_type="application/json",
-        query="", headers={}, body=b'{"phone": "5555550100"}', client_addr="203.0.113.7",
-        status="queued", call={"action": "create_lead"})
-    values.update(overrides)
-    return Received(**values)
 
 
 @pytest.fixture
