@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 # Lifecycle:  queued -> (claimed, leased) -> delivered | retry -> ... | dead
+#             fetching -> (claimed) -> resolved to queued | rejected | dropped, or dead
 #             rejected (mapping refused) and dropped (drop rule) are terminal until replayed.
-STATUSES = ("queued", "retry", "delivered", "dead", "rejected", "dropped")
+STATUSES = ("fetching", "queued", "retry", "delivered", "dead", "rejected", "dropped")
+# A lead in one of these was taken on: it holds its dedupe key, so a resend is a duplicate.
+ACCEPTED_STATUSES = ("queued", "fetching")
+# Waiting for the delivery worker (to fetch, to send, or to send again).
+PENDING_STATUSES = ("fetching", "queued", "retry")
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ class Received:
     headers: dict[str, str]  # the ones worth keeping, secrets removed
     body: bytes
     client_addr: str
-    status: str  # queued | rejected | dropped
+    status: str  # fetching | queued | rejected | dropped
     call: dict[str, Any] | None = None  # TrackdriveCall.to_dict() when queued
     error: dict[str, Any] | None = None  # refusal or drop details
     mapping_version: str = ""
@@ -44,12 +49,21 @@ class Received:
     # delivers it at once: that saves the separate claim write on the hot path.
     lease_owner: str | None = None
     lease_until: float | None = None
+    # One vendor request may carry several leads: they share batch_id (empty: the store
+    # uses the id of the batch's first lead) and are numbered 0..batch_size-1.
+    batch_id: str = ""
+    batch_index: int = 0
+    batch_size: int = 1
 
     def initial_lease(self) -> tuple[str | None, float | None]:
-        """(owner, until) a new row starts with: only a lead waiting for delivery can be held."""
-        if self.status != "queued" or not self.lease_owner:
+        """(owner, until) a new row starts with: only a lead waiting for the worker can be held."""
+        if self.status not in ACCEPTED_STATUSES or not self.lease_owner:
             return None, None
         return self.lease_owner, self.lease_until
+
+    @property
+    def accepted(self) -> bool:
+        return self.status in ACCEPTED_STATUSES
 
 
 @dataclass(frozen=True)
@@ -77,6 +91,10 @@ class Lead:
     delivered_at: float | None
     updated_at: float
     request_id: str = ""
+    batch_id: str = ""
+    batch_index: int = 0
+    batch_size: int = 1
+    fetched: Any | None = None  # what the vendor's API returned for a fetched lead
 
 
 @dataclass(frozen=True)
@@ -102,7 +120,7 @@ class Count:
 
 @dataclass(frozen=True)
 class PendingStats:
-    pending: int  # queued + retry
+    pending: int  # fetching + queued + retry
     oldest_received_at: float | None
     dead: int = 0
 
@@ -113,17 +131,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def migrate(self) -> None: ...
 
-    @abc.abstractmethod
     def insert(self, received: Received) -> tuple[Lead, bool]:
-        """Commit one request. Returns (lead, created).
+        """Commit one lead. Returns (lead, created); see :meth:`insert_batch`."""
+        return self.insert_batch([received])[0]
 
-        With a ``dedupe_key`` whose earlier lead is still inside its window, nothing
-        is written and (that earlier lead, False) is returned.
+    def insert_batch(self, received: Sequence[Received]) -> list[tuple[Lead, bool]]:
+        """Commit every lead of one vendor request in one transaction: all or none.
+
+        Returns (lead, created) per lead, in input order. Each lead gets a new id; an
+        empty ``batch_id`` becomes the id of the batch's first lead. A lead whose
+        ``dedupe_key`` is held by a live earlier lead is not written: (that earlier
+        lead, False) stands in its place. Only an accepted lead (ACCEPTED_STATUSES)
+        takes its key, so a refused request never blocks the vendor's corrected resend.
         """
+        raise NotImplementedError(f"{type(self).__name__} does not implement insert_batch()")
+
+    def dedupe_holder(self, source: str, key: str, now: float) -> str | None:
+        """The id of the lead holding ``key`` of ``source`` at ``now``, or None."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement dedupe_holder()")
 
     @abc.abstractmethod
     def claim(self, lead_id: str, owner: str, lease_s: float, now: float) -> Lead | None:
-        """Lease one lead if it is deliverable now (queued/retry and due, or its lease expired)."""
+        """Lease one lead if it is pending (PENDING_STATUSES), due, and not leased by another."""
 
     @abc.abstractmethod
     def claim_due(self, owner: str, limit: int, lease_s: float, now: float) -> list[Lead]:
@@ -131,7 +160,22 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def settle(self, lead_id: str, owner: str, settlement: Settlement) -> bool:
-        """Record an attempt and move the lead on; False if ``owner`` no longer holds the lease."""
+        """Record an attempt and move the lead on; False if ``owner`` no longer holds the lease.
+
+        A ``fetching`` lead settled "retry" stays ``fetching``: it still has to be fetched.
+        """
+
+    def resolve(self, lead_id: str, owner: str, *, status: str, call: dict[str, Any] | None,
+                error: dict[str, Any] | None, fetched: Any | None, mapping_version: str,
+                now: float) -> bool:
+        """Store what the worker fetched for a ``fetching`` lead it holds, and how it mapped.
+
+        ``status`` queued (with a call) keeps the lease and makes the lead due now, so
+        the same worker sends it at once; rejected or dropped clears the lease and
+        releases the lead's dedupe key, so the vendor may send the lead again. False
+        unless ``owner`` holds the lease on a ``fetching`` lead.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement resolve()")
 
     @abc.abstractmethod
     def release(self, lead_id: str, owner: str) -> bool:
@@ -150,15 +194,16 @@ class Store(abc.ABC):
     def get(self, lead_id: str) -> Lead | None: ...
 
     @abc.abstractmethod
-    def list(self, status: str | None = None, source: str | None = None,
-             limit: int = 100) -> list[Lead]:
-        """Newest first."""
-
-    @abc.abstractmethod
     def attempts(self, lead_id: str) -> list[Settlement]: ...
 
     @abc.abstractmethod
     def counts(self, since: float | None = None, until: float | None = None) -> list[Count]: ...
+
+    # Annotations below name the list method here, not the builtin: no list[...] after it.
+    @abc.abstractmethod
+    def list(self, status: str | None = None, source: str | None = None,
+             limit: int = 100, batch_id: str | None = None) -> list[Lead]:
+        """Newest first."""
 
     @abc.abstractmethod
     def requeue(self, lead_ids: Iterable[str] | None = None, source: str | None = None,
@@ -172,11 +217,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def remap(self, lead_id: str, status: str, call: dict[str, Any] | None,
-              error: dict[str, Any] | None, mapping_version: str, now: float) -> bool:
-        """Replace a stored request's mapping result (replay); status queued makes it due now.
+              error: dict[str, Any] | None, mapping_version: str, now: float,
+              dedupe_window_s: float = 0.0) -> bool:
+        """Replace a stored request's mapping result (replay); queued or fetching makes it due now.
 
-        ``status`` is queued (with a call), rejected or dropped. False when the lead is
-        unknown or a worker holds a live lease on it.
+        ``status`` is queued (with a call), fetching, rejected or dropped. An accepted
+        lead takes its dedupe key again (for ``dedupe_window_s`` from ``now``, when
+        positive); a refused or dropped one gives up any key it holds. False when the
+        lead is unknown or a worker holds a live lease on it.
         """
 
     @abc.abstractmethod

@@ -22,10 +22,11 @@ import sqlite3
 import threading
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], T]
+Job = tuple[Write[Any], "Future[Any]"]
 
 MAX_BATCH = 128
 
@@ -37,7 +38,7 @@ class GroupCommitWriter:
         self._connect = connect
         self._unavailable = unavailable
         self._write_turn = write_turn
-        self._queue: queue.SimpleQueue[tuple[Write, Future]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -46,7 +47,7 @@ class GroupCommitWriter:
     def run(self, write: Write[T]) -> T:
         """Run ``write`` in a committed transaction; raises what it raised, or unavailable."""
         self._ensure_thread()
-        future: Future = Future()
+        future: Future[T] = Future()
         self._queue.put((write, future))
         return future.result()
 
@@ -79,7 +80,7 @@ class GroupCommitWriter:
                 self._conn = None
                 _fail_all(batch, self._unavailable(exc))
 
-    def _commit(self, batch: list[tuple[Write, Future]]) -> None:
+    def _commit(self, batch: list[Job]) -> None:
         try:
             results = self._transaction([write for write, _ in batch])
         except _WriteFailed as failed:
@@ -98,7 +99,7 @@ class GroupCommitWriter:
         for (_, future), result in zip(batch, results):
             future.set_result(result)
 
-    def _transaction(self, writes: list[Write]) -> list[object]:
+    def _transaction(self, writes: list[Write[Any]]) -> list[object]:
         """Every write in one transaction, or none of them (raising _WriteFailed for a write's error)."""
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
@@ -119,19 +120,19 @@ class GroupCommitWriter:
 class _WriteFailed(Exception):
     """A write raised: its transaction is rolled back and the error goes to its caller."""
 
-    def __init__(self, cause: BaseException) -> None:
+    def __init__(self, cause: Exception) -> None:
         super().__init__(str(cause))
         self.cause = cause
 
 
-def _run(conn: sqlite3.Connection, write: Write) -> object:
+def _run(conn: sqlite3.Connection, write: Write[Any]) -> object:
     try:
         return write(conn)
     except Exception as exc:  # noqa: BLE001 - handed to the caller through its future
         raise _WriteFailed(exc) from exc
 
 
-def _fail_all(batch: list[tuple[Write, Future]], error: Exception) -> None:
+def _fail_all(batch: list[Job], error: Exception) -> None:
     for _, future in batch:
         if not future.done():
             future.set_exception(error)

@@ -7,6 +7,18 @@ AUTOINCREMENT, which a PostgreSQL backend spells BYTEA and an identity column.
 """
 from __future__ import annotations
 
+# Migration 2, the same in both dialects: one vendor request may make several leads
+# (a batch), and a lead may be stored raw until the worker fetches it (fetched_json).
+# Leads written before it each were a batch of one, named by their own id.
+BATCH_COLUMNS: tuple[str, ...] = (
+    "ALTER TABLE leads ADD COLUMN batch_id TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE leads ADD COLUMN batch_index INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE leads ADD COLUMN batch_size INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE leads ADD COLUMN fetched_json TEXT",
+    "UPDATE leads SET batch_id = id WHERE batch_id = ''",
+    "CREATE INDEX leads_batch ON leads (batch_id)",
+)
+
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (1, (
         """CREATE TABLE leads (
@@ -62,4 +74,5 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         "CREATE INDEX dedupe_keys_expiry ON dedupe_keys (expires_at)",
         "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY, beat_at REAL NOT NULL)",
     )),
+    (2, BATCH_COLUMNS),
 )

@@ -8,6 +8,8 @@ recorded in ``schema_migrations``. Never edit an applied entry: append a new one
 """
 from __future__ import annotations
 
+from relay.store.migrations import BATCH_COLUMNS
+
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (1, (
         """CREATE TABLE leads (
@@ -67,5 +69,11 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         "CREATE INDEX dedupe_keys_lead ON dedupe_keys (lead_id)",
         "CREATE INDEX dedupe_keys_expiry ON dedupe_keys (expires_at)",
         "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY, beat_at DOUBLE PRECISION NOT NULL)",
+    )),
+    (2, BATCH_COLUMNS + (
+        # A fetching lead is claimed like a queued one, so the claim index covers it too.
+        "DROP INDEX leads_claimable",
+        "CREATE INDEX leads_claimable ON leads (next_attempt_at, id)"
+        " WHERE status IN ('fetching', 'queued', 'retry')",
     )),
 )

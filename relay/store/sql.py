@@ -1,0 +1,403 @@
+"""What the SQL outboxes share: every query, the dedupe rules and the migration runner.
+
+SQLite and PostgreSQL accept the same SQL for all of it (upserts, RETURNING,
+aggregate FILTER, NULLS FIRST), written here with ``:name`` placeholders. A
+backend supplies only how a piece of work reaches its database: a :class:`Tx`
+that runs statements, a read path, a write path (SQLite's group commit, a
+PostgreSQL transaction), and the few clauses its dialect spells differently.
+"""
+from __future__ import annotations
+
+import abc
+import time
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, TypeVar
+
+from relay.store import new_lead_id
+from relay.store.base import (ACCEPTED_STATUSES, PENDING_STATUSES, Count, Lead, PendingStats,
+                              Received, Settlement, Store)
+from relay.store.rows import (LEAD_COLUMNS, LEAD_FIELDS, check_remap, check_resolve,
+                              check_settlement, dumps, lead_from_row, new_batch_rows, sql_list,
+                              truncate)
+
+T = TypeVar("T")
+Row = Mapping[str, Any]
+Params = Mapping[str, Any]
+Migrations = tuple[tuple[int, tuple[str, ...]], ...]
+
+# Ids per statement when deleting many: well under SQLite's bound-parameter limit.
+CHUNK = 500
+
+NOT_LEASED = "(lease_until IS NULL OR lease_until <= :now)"
+# A lead the worker may take now: it waits for the worker, is due, and nobody holds it.
+CLAIMABLE = (f"status IN {sql_list(PENDING_STATUSES)}"
+             " AND (next_attempt_at IS NULL OR next_attempt_at <= :now)"
+             f" AND {NOT_LEASED}")
+LEASE = "lease_owner = :owner, lease_until = :until, updated_at = :now"
+
+INSERT_LEAD = (f"INSERT INTO leads ({LEAD_COLUMNS})"
+               f" VALUES ({', '.join(':' + name for name in LEAD_FIELDS)})")
+SELECT_LEAD = f"SELECT {LEAD_COLUMNS} FROM leads"
+# Takes the key unless a live one is held: a racing insert of the same key waits on
+# the unique (source, dedupe_key) index, then finds the key live and takes nothing.
+TAKE_KEY = ("INSERT INTO dedupe_keys (source, dedupe_key, lead_id, expires_at)"
+            " VALUES (:source, :key, :id, :expires) ON CONFLICT (source, dedupe_key) DO UPDATE"
+            " SET lead_id = excluded.lead_id, expires_at = excluded.expires_at"
+            " WHERE dedupe_keys.expires_at <= :at RETURNING lead_id")
+POINT_KEY = ("UPDATE dedupe_keys SET lead_id = :id, expires_at = :expires"
+             " WHERE source = :source AND dedupe_key = :key")
+SET_KEY = ("INSERT INTO dedupe_keys (source, dedupe_key, lead_id, expires_at)"
+           " VALUES (:source, :key, :id, :expires) ON CONFLICT (source, dedupe_key) DO UPDATE"
+           " SET lead_id = excluded.lead_id, expires_at = excluded.expires_at")
+RELEASE_KEYS = "DELETE FROM dedupe_keys WHERE lead_id = :id"
+HOLDER = (f"SELECT {', '.join('l.' + name for name in LEAD_FIELDS)}"
+          " FROM dedupe_keys d JOIN leads l ON l.id = d.lead_id"
+          " WHERE d.source = :source AND d.dedupe_key = :key AND d.expires_at > :at")
+RECORD_ATTEMPT = ("INSERT INTO attempts (lead_id, attempted_at, result, response_status,"
+                  " response_body, reason, latency_s, next_attempt_at) VALUES (:id, :at, :result,"
+                  " :response_status, :response_body, :reason, :latency_s, :next)")
+
+
+class Tx(Protocol):
+    """One connection's statements, inside whatever transaction the backend opened."""
+
+    def run(self, statement: str, params: Params | None = None) -> int:
+        """Execute; returns the affected row count."""
+
+    def all(self, statement: str, params: Params | None = None) -> list[Row]: ...
+
+
+def one(tx: Tx, statement: str, params: Params | None = None) -> Row | None:
+    rows = tx.all(statement, params)
+    return rows[0] if rows else None
+
+
+class SqlStore(Store):
+    """Store on a SQL database; subclasses supply connections and dialect details."""
+
+    migrations: Migrations = ()
+    time_type = "REAL"  # a column type that holds epoch seconds to the microsecond
+    skip_locked = ""  # claim_due's row lock, where rows can be locked one by one
+    lock_rows = ""  # purge's row lock, likewise
+
+    # --- what a backend supplies ---
+
+    @abc.abstractmethod
+    def _read(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work`` on a connection; its errors leave as StoreUnavailable."""
+
+    @abc.abstractmethod
+    def _write(self, work: Callable[[Tx], T], *, hot: bool = False,
+               one_statement: bool = False) -> T:
+        """Run ``work`` in one committed transaction; rolled back on any error.
+
+        ``hot`` marks the intake and delivery path, where SQLite shares commits between
+        threads; ``one_statement`` lets PostgreSQL skip BEGIN and COMMIT round trips.
+        """
+
+    def _before_migrating(self, tx: Tx) -> None:
+        """Serialise instances and pick the schema; SQLite's write lock already does."""
+
+    def _after_migrating(self, tx: Tx, version: int) -> None:
+        """Anything a dialect records about the schema besides schema_migrations."""
+
+    # --- schema ---
+
+    def migrate(self) -> None:
+        def write(tx: Tx) -> None:
+            self._before_migrating(tx)
+            tx.run("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                   f" version INTEGER PRIMARY KEY, applied_at {self.time_type} NOT NULL)")
+            applied = {row["version"] for row in tx.all("SELECT version FROM schema_migrations")}
+            for version, statements in self.migrations:
+                if version in applied:
+                    continue
+                for statement in statements:
+                    tx.run(statement)
+                tx.run("INSERT INTO schema_migrations (version, applied_at) VALUES (:v, :at)",
+                       {"v": version, "at": time.time()})
+            self._after_migrating(tx, self.migrations[-1][0])
+
+        self._write(write)
+
+    def schema_version(self) -> int:
+        row = self._read(lambda tx: one(tx, "SELECT MAX(version) AS v FROM schema_migrations"))
+        return int(row["v"] or 0) if row else 0
+
+    # --- receiving ---
+
+    def insert_batch(self, received: Sequence[Received]) -> list[tuple[Lead, bool]]:
+        items = list(received)
+        if not items:
+            return []
+        # Fixed before the write: SQLite's group commit may run a write twice.
+        rows = new_batch_rows([new_lead_id() for _ in items], items)
+
+        def write(tx: Tx) -> list[tuple[Lead, bool]]:
+            return [_insert_one(tx, item, row) for item, row in zip(items, rows)]
+
+        return self._write(write, hot=True)
+
+    def dedupe_holder(self, source: str, key: str, now: float) -> str | None:
+        row = self._read(lambda tx: one(tx, HOLDER, {"source": source, "key": key, "at": now}))
+        return None if row is None else str(row["id"])
+
+    # --- delivering ---
+
+    def claim(self, lead_id: str, owner: str, lease_s: float, now: float) -> Lead | None:
+        row = self._write(lambda tx: one(
+            tx, f"UPDATE leads SET {LEASE} WHERE id = :id AND {CLAIMABLE} RETURNING {LEAD_COLUMNS}",
+            {"owner": owner, "until": now + lease_s, "now": now, "id": lead_id}), hot=True)
+        return None if row is None else lead_from_row(row)
+
+    def claim_due(self, owner: str, limit: int, lease_s: float, now: float) -> list[Lead]:
+        if limit <= 0:
+            return []
+        # Where rows lock singly, leads another instance is claiming right now are passed
+        # over, not waited for; READ COMMITTED re-checks CLAIMABLE on rows it does lock.
+        rows = self._write(lambda tx: tx.all(
+            f"UPDATE leads SET {LEASE} WHERE id IN (SELECT id FROM leads WHERE {CLAIMABLE}"
+            f" ORDER BY next_attempt_at NULLS FIRST, id LIMIT :limit{self.skip_locked})"
+            f" RETURNING {LEAD_COLUMNS}",
+            {"owner": owner, "until": now + lease_s, "now": now, "limit": limit}))
+        leads = [lead_from_row(row) for row in rows]
+        return sorted(leads, key=lambda lead: (lead.next_attempt_at is not None,
+                                               lead.next_attempt_at or 0.0, lead.id))
+
+    def settle(self, lead_id: str, owner: str, settlement: Settlement) -> bool:
+        check_settlement(settlement)
+        result = settlement.result
+        retry_at = settlement.next_attempt_at if result == "retry" else None
+        params = {"id": lead_id, "owner": owner, "at": settlement.at, "result": result,
+                  # A fetching lead that must wait still has to be fetched first.
+                  "fetching_result": "fetching" if result == "retry" else result,
+                  "next": retry_at, "response_status": settlement.response_status,
+                  "response_body": truncate(settlement.response_body),
+                  "reason": settlement.reason, "latency_s": settlement.latency_s,
+                  "delivered_at": settlement.at if result == "delivered" else None}
+
+        def write(tx: Tx) -> bool:
+            moved = tx.run(
+                "UPDATE leads SET status = CASE WHEN status = 'fetching' THEN :fetching_result"
+                " ELSE :result END, attempts = attempts + 1, next_attempt_at = :next,"
+                " lease_owner = NULL, lease_until = NULL, response_status = :response_status,"
+                " response_body = :response_body, delivered_at = :delivered_at, updated_at = :at"
+                " WHERE id = :id AND lease_owner = :owner", params)
+            if moved != 1:
+                return False
+            tx.run(RECORD_ATTEMPT, params)
+            return True
+
+        return self._write(write, hot=True)
+
+    def resolve(self, lead_id: str, owner: str, *, status: str, call: dict[str, Any] | None,
+                error: dict[str, Any] | None, fetched: Any | None, mapping_version: str,
+                now: float) -> bool:
+        check_resolve(status, call)
+        sending = status == "queued"
+        # A lead to send stays with its worker, which sends it next; any other is let go.
+        lease = "" if sending else ", lease_owner = NULL, lease_until = NULL"
+        params = {"id": lead_id, "owner": owner, "status": status, "call": dumps(call),
+                  "error": dumps(error), "fetched": dumps(fetched), "version": mapping_version,
+                  "next": now if sending else None, "now": now}
+
+        def write(tx: Tx) -> bool:
+            moved = tx.run(
+                "UPDATE leads SET status = :status, call_json = :call, error_json = :error,"
+                " fetched_json = :fetched, mapping_version = :version, next_attempt_at = :next,"
+                f" updated_at = :now{lease} WHERE id = :id AND lease_owner = :owner"
+                " AND status = 'fetching'", params)
+            if moved == 1 and not sending:
+                tx.run(RELEASE_KEYS, params)  # the vendor may send this lead again
+            return moved == 1
+
+        return self._write(write, hot=True)
+
+    def release(self, lead_id: str, owner: str) -> bool:
+        params = {"id": lead_id, "owner": owner, "now": time.time()}
+        return self._write(lambda tx: tx.run(
+            "UPDATE leads SET lease_owner = NULL, lease_until = NULL, updated_at = :now"
+            " WHERE id = :id AND lease_owner = :owner", params) == 1,
+            hot=True, one_statement=True)
+
+    def defer(self, lead_id: str, owner: str, next_attempt_at: float, now: float) -> bool:
+        params = {"id": lead_id, "owner": owner, "next": next_attempt_at, "now": now}
+        return self._write(lambda tx: tx.run(
+            "UPDATE leads SET next_attempt_at = :next, lease_owner = NULL, lease_until = NULL,"
+            " updated_at = :now WHERE id = :id AND lease_owner = :owner"
+            f" AND status IN {sql_list(PENDING_STATUSES)}", params) == 1,
+            hot=True, one_statement=True)
+
+    # --- reading ---
+
+    def get(self, lead_id: str) -> Lead | None:
+        row = self._read(lambda tx: one(tx, f"{SELECT_LEAD} WHERE id = :id", {"id": lead_id}))
+        return None if row is None else lead_from_row(row)
+
+    def attempts(self, lead_id: str) -> list[Settlement]:
+        rows = self._read(lambda tx: tx.all(
+            "SELECT result, attempted_at, response_status, response_body, next_attempt_at,"
+            " reason, latency_s FROM attempts WHERE lead_id = :id ORDER BY seq", {"id": lead_id}))
+        return [Settlement(result=row["result"], at=row["attempted_at"],
+                           response_status=row["response_status"],
+                           response_body=row["response_body"],
+                           next_attempt_at=row["next_attempt_at"], reason=row["reason"] or "",
+                           latency_s=row["latency_s"]) for row in rows]
+
+    def counts(self, since: float | None = None, until: float | None = None) -> list[Count]:
+        where, params = filters(since=since, until=until)
+        rows = self._read(lambda tx: tx.all(
+            f"SELECT received_day, source, status, COUNT(*) AS n FROM leads {where}"
+            " GROUP BY received_day, source, status ORDER BY received_day, source, status",
+            params))
+        return [Count(day=row["received_day"], source=row["source"], status=row["status"],
+                      count=row["n"]) for row in rows]
+
+    def list(self, status: str | None = None, source: str | None = None,
+             limit: int = 100, batch_id: str | None = None) -> list[Lead]:
+        where, params = filters(status=status, source=source, batch_id=batch_id)
+        rows = self._read(lambda tx: tx.all(
+            f"{SELECT_LEAD} {where} ORDER BY received_at DESC, id DESC LIMIT :limit",
+            {**params, "limit": limit}))
+        return [lead_from_row(row) for row in rows]
+
+    def pending_stats(self, now: float) -> PendingStats:
+        pending = f"status IN {sql_list(PENDING_STATUSES)}"
+        row = self._read(lambda tx: one(
+            tx, f"SELECT COUNT(*) FILTER (WHERE {pending}) AS pending,"
+            f" MIN(received_at) FILTER (WHERE {pending}) AS oldest,"
+            " COUNT(*) FILTER (WHERE status = 'dead') AS dead"
+            f" FROM leads WHERE status IN {sql_list((*PENDING_STATUSES, 'dead'))}"))
+        assert row is not None  # an aggregate always answers one row
+        return PendingStats(pending=row["pending"], oldest_received_at=row["oldest"],
+                            dead=row["dead"])
+
+    # --- operating ---
+
+    def requeue(self, lead_ids: Iterable[str] | None = None, source: str | None = None,
+                status: str = "dead", now: float = 0.0) -> int:
+        ids = None if lead_ids is None else list(lead_ids)
+        if ids == []:
+            return 0
+        where, params = filters(status=status, source=source, ids=ids)
+        # Only leads with a call can be delivered; never steal a live lease.
+        return self._write(lambda tx: tx.run(
+            "UPDATE leads SET status = 'queued', next_attempt_at = :now, attempts = 0,"
+            f" lease_owner = NULL, lease_until = NULL, updated_at = :now {where}"
+            f" AND call_json IS NOT NULL AND {NOT_LEASED}", {**params, "now": now}),
+            one_statement=True)
+
+    def remap(self, lead_id: str, status: str, call: dict[str, Any] | None,
+              error: dict[str, Any] | None, mapping_version: str, now: float,
+              dedupe_window_s: float = 0.0) -> bool:
+        check_remap(status, call)
+        accepted = status in ACCEPTED_STATUSES
+        params = {"id": lead_id, "status": status, "call": dumps(call), "error": dumps(error),
+                  "version": mapping_version, "next": now if accepted else None, "now": now}
+
+        def write(tx: Tx) -> bool:
+            moved = tx.run(
+                "UPDATE leads SET status = :status, call_json = :call, error_json = :error,"
+                " mapping_version = :version, next_attempt_at = :next, attempts = 0,"
+                " lease_owner = NULL, lease_until = NULL, delivered_at = NULL, updated_at = :now"
+                f" WHERE id = :id AND {NOT_LEASED}", params)
+            if moved != 1:
+                return False
+            if not accepted:
+                tx.run(RELEASE_KEYS, params)
+            elif dedupe_window_s > 0:
+                _take_own_key(tx, lead_id, now + dedupe_window_s)
+            return True
+
+        return self._write(write)
+
+    def purge(self, older_than: float, statuses: tuple[str, ...] = ("delivered",)) -> int:
+        if not statuses:
+            return 0
+        where, params = filters(statuses=statuses)
+        params = {**params, "older_than": older_than}
+
+        def write(tx: Tx) -> int:
+            doomed = [row["id"] for row in tx.all(
+                f"SELECT id FROM leads {where} AND received_at < :older_than{self.lock_rows}",
+                params)]
+            for start in range(0, len(doomed), CHUNK):
+                chunk, chunk_params = placeholders(doomed[start:start + CHUNK], "id")
+                tx.run(f"DELETE FROM attempts WHERE lead_id IN {chunk}", chunk_params)
+                tx.run(f"DELETE FROM dedupe_keys WHERE lead_id IN {chunk}", chunk_params)
+                tx.run(f"DELETE FROM leads WHERE id IN {chunk}", chunk_params)
+            tx.run("DELETE FROM dedupe_keys WHERE expires_at < :older_than", params)
+            return len(doomed)
+
+        return self._write(write)
+
+    def check_writable(self) -> None:
+        self._write(lambda tx: tx.run(
+            "INSERT INTO heartbeat (id, beat_at) VALUES (1, :now)"
+            " ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at", {"now": time.time()}),
+            one_statement=True)
+
+
+# --- dedupe ---
+
+def _insert_one(tx: Tx, item: Received, row: dict[str, Any]) -> tuple[Lead, bool]:
+    if item.dedupe_key and item.dedupe_window_s > 0:
+        earlier = _dedupe(tx, item, row["id"])
+        if earlier is not None:
+            return earlier, False
+    tx.run(INSERT_LEAD, row)
+    # Built from what was written, not read back: the write stays on the database alone.
+    return lead_from_row(row), True
+
+
+def _dedupe(tx: Tx, item: Received, lead_id: str) -> Lead | None:
+    """The live earlier lead holding the key; None once ``lead_id`` may be written.
+
+    Only an accepted lead takes the key; a refused or dropped one is written without it.
+    """
+    params = {"source": item.source, "key": item.dedupe_key, "id": lead_id,
+              "at": item.received_at, "expires": item.received_at + item.dedupe_window_s}
+    if item.accepted and one(tx, TAKE_KEY, params) is not None:
+        return None
+    holder = one(tx, HOLDER, params)
+    if holder is not None:
+        return lead_from_row(holder)
+    if item.accepted:
+        tx.run(POINT_KEY, params)  # the key is live but its lead was purged
+    return None
+
+
+def _take_own_key(tx: Tx, lead_id: str, expires_at: float) -> None:
+    row = one(tx, "SELECT source, dedupe_key FROM leads WHERE id = :id", {"id": lead_id})
+    if row is not None and row["dedupe_key"]:
+        tx.run(SET_KEY, {"source": row["source"], "key": row["dedupe_key"], "id": lead_id,
+                         "expires": expires_at})
+
+
+# --- filters ---
+
+def placeholders(values: Sequence[Any], prefix: str) -> tuple[str, dict[str, Any]]:
+    """``(:prefix0, :prefix1, ...)`` and its parameters: both dialects take the list as is."""
+    names = [f"{prefix}{index}" for index in range(len(values))]
+    return f"({', '.join(':' + name for name in names)})", dict(zip(names, values))
+
+
+def filters(*, status: str | None = None, statuses: Sequence[str] | None = None,
+            source: str | None = None, ids: Sequence[str] | None = None,
+            batch_id: str | None = None, since: float | None = None,
+            until: float | None = None) -> tuple[str, dict[str, Any]]:
+    """A WHERE clause (never empty, so callers may append ``AND ...``) and its parameters."""
+    equal = {"status": status, "source": source, "batch_id": batch_id}
+    clauses = [f"{column} = :{column}" for column, value in equal.items() if value is not None]
+    params: dict[str, Any] = {column: value for column, value in equal.items() if value is not None}
+    for column, values in (("status", statuses), ("id", ids)):
+        if values is not None:
+            listed, named = placeholders(values, f"{column}_")
+            clauses.append(f"{column} IN {listed}" if values else "1 = 0")
+            params.update(named)
+    if since is not None:
+        clauses.append("received_at >= :since")
+        params["since"] = since
+    if until is not None:
+        clauses.append("received_at < :until")
+        params["until"] = until
+    return "WHERE " + (" AND ".join(clauses) if clauses else "1 = 1"), params
