@@ -33,7 +33,7 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from relay.mapping import load_directory  # noqa: E402
+from relay.intake.lint import load_directory  # noqa: E402
 from relay.mapping.httpfile import parse_http_file  # noqa: E402
 from relay.mapping.model import TrackdriveCall  # noqa: E402
 from relay.store import open_store  # noqa: E402
@@ -154,7 +154,7 @@ def phases(workdir: Path, pg_url: str, n: int) -> list[tuple[str, float, float]]
 
 def whole_request_us(store: Store, body: bytes, n: int) -> tuple[float, float]:
     """The relay's own request path without gunicorn, sockets or load: routing, auth, map, commit."""
-    from relay.config import Settings
+    from relay.settings import Settings
     from relay.web import create_app
 
     settings = Settings(mappings_dir=str(MAPPINGS), delivery_enabled=False, env=SECRETS)

@@ -12,28 +12,30 @@ import subprocess
 import sys
 import time
 
-from relay.config import Settings
-from relay.mapping import load_directory
-
-SANDBOX_PORT = int(os.environ.get("RELAY_SANDBOX_PORT", "8089"))
-
+from relay.settings import Settings, SettingsError
+from relay.intake.lint import load_directory
 
 def _demo_env(settings: Settings) -> dict[str, str]:
     sources, _ = load_directory(settings.mappings_dir)
     names = set().union(*(source.required_env() for source in sources.values())) if sources else set()
-    return {name: f"demo-{name.lower()}" for name in sorted(names) if not os.environ.get(name)}
+    return {name: f"demo-{name.lower()}" for name in sorted(names) if not settings.secret(name)}
 
 
 def main() -> int:
-    settings = Settings.from_env()
-    env = dict(os.environ)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"relay: configuration error: {exc}", file=sys.stderr)
+        return 2
+    env = dict(settings.env)
     sandbox = None
-    if "TRACKDRIVE_BASE_URL" not in os.environ:
-        sandbox = subprocess.Popen([sys.executable, "-m", "relay", "sandbox", "--port", str(SANDBOX_PORT)])
-        env["TRACKDRIVE_BASE_URL"] = f"http://127.0.0.1:{SANDBOX_PORT}"
+    port = settings.sandbox_port
+    if "TRACKDRIVE_BASE_URL" not in settings.env:
+        sandbox = subprocess.Popen([sys.executable, "-m", "relay", "sandbox", "--port", str(port)])
+        env["TRACKDRIVE_BASE_URL"] = f"http://127.0.0.1:{port}"
         demo = _demo_env(settings)
         env.update(demo)
-        print(f"sandbox Trackdrive on http://127.0.0.1:{SANDBOX_PORT} "
+        print(f"sandbox Trackdrive on http://127.0.0.1:{port} "
               f"(received calls: /_sandbox/received); demo secrets set for: {', '.join(demo) or 'none'}",
               flush=True)
         time.sleep(0.5)

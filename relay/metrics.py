@@ -24,7 +24,6 @@ from relay.store.base import PendingStats, Store
 
 log = logging.getLogger("relay.metrics")
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Every outcome a vendor request can have; the label values of relay_requests_total.
@@ -54,13 +53,12 @@ DELIVERY_ATTEMPTS = Counter("relay_delivery_attempts", "Calls to Trackdrive, by 
 DELIVERY_LATENCY = Histogram("relay_delivery_latency_seconds",
                              "Time from receiving a lead to Trackdrive accepting it.",
                              ["source"], buckets=DELIVERY_BUCKETS, registry=RELAY_REGISTRY)
+MAPPING_CRASHES = Counter("relay_mapping_crashes",
+                          "Leads whose parser or mapping raised: stored as rejected (mapping_error) for replay.",
+                          ["source"], registry=RELAY_REGISTRY)
 MAPPING_RELOAD_ERRORS = Counter("relay_mapping_reload_errors",
                                 "Mapping files that failed to load on a reload (the previous version stays).",
                                 ["source"], registry=RELAY_REGISTRY)
-
-
-def multiprocess_dir() -> str | None:
-    return os.environ.get(MULTIPROC_ENV) or None
 
 
 def record_request(source: str, outcome: str, ack_s: float) -> None:
@@ -80,6 +78,10 @@ def _request_series(source: str, outcome: str) -> tuple[Counter, Histogram]:
         series = (REQUESTS.labels(source=source, outcome=outcome), ACK_SECONDS.labels(source=source))
         _REQUEST_SERIES[(source, outcome)] = series
     return series
+
+
+def record_mapping_crash(source: str) -> None:
+    MAPPING_CRASHES.labels(source=source).inc()
 
 
 def record_attempt(source: str, result: str, reason: str = "", *, received_at: float | None = None,
@@ -123,11 +125,15 @@ def outbox_gauges(stats: PendingStats, now: float) -> Iterator[Metric]:
                             value=stats.dead)
 
 
-def scrape(store: Store | None) -> bytes:
-    """The text exposition of every relay metric, whichever process is asked."""
+def scrape(store: Store | None, multiprocess_dir: str = "") -> bytes:
+    """The text exposition of every relay metric, whichever process is asked.
+
+    ``multiprocess_dir``: where gunicorn's workers keep their metric files (RELAY settings'
+    metrics_dir); empty in a single process, whose own registry is the whole story.
+    """
     registry = CollectorRegistry(auto_describe=False)
-    if multiprocess_dir():
-        MultiProcessCollector(registry)
+    if multiprocess_dir:
+        MultiProcessCollector(registry, path=multiprocess_dir)
     else:
         registry.register(_Forward(RELAY_REGISTRY))
     if store is not None:
@@ -147,22 +153,8 @@ class _Forward(Collector):
 
 # --- the multiprocess directory's life, driven by the gunicorn master ---
 
-def select_storage() -> None:
-    """Store values per process in files if ``PROMETHEUS_MULTIPROC_DIR`` is now set.
-
-    prometheus_client picks its storage once, when first imported, and the gunicorn
-    master imports it (with the app package) before choosing the directory. Every
-    relay metric has labels, so no value exists until a worker first records one:
-    picking again here, before the fork, is enough.
-    """
-    from prometheus_client import values
-
-    values.ValueClass = values.get_value_class()
-
-
-def wipe_multiprocess_dir() -> None:
+def wipe_multiprocess_dir(directory: str) -> None:
     """Remove what a previous run left: stale files would be added to this run's counts."""
-    directory = multiprocess_dir()
     if not directory:
         return
     os.makedirs(directory, exist_ok=True)
@@ -171,9 +163,9 @@ def wipe_multiprocess_dir() -> None:
             os.remove(os.path.join(directory, name))
 
 
-def mark_worker_dead(pid: int) -> None:
+def mark_worker_dead(pid: int, directory: str) -> None:
     """A worker exited: its live gauges go; its counters stay in the totals."""
-    if multiprocess_dir():
+    if directory:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid, directory)

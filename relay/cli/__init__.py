@@ -5,6 +5,8 @@ import argparse
 import importlib
 import sys
 
+from relay.settings import SettingsError
+
 # Modules that add subcommands; each defines register(subparsers) and sets a `func` default.
 COMMAND_MODULES = (
     "relay.cli.mappings",  # relay mappings lint|test
@@ -31,7 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:
+        # A bad variable stops every command the same way, naming it and what it accepts.
+        print(f"relay: configuration error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
-from relay.mapping.testing import CaseResult, discover, run_cases
-
-DEFAULT_DIR_ENV = "RELAY_MAPPINGS_DIR"
+from relay.intake.testing import CaseResult, discover, run_cases
+from relay.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,11 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def default_paths(paths: Sequence[str]) -> list[str]:
-    return list(paths) or [os.environ.get(DEFAULT_DIR_ENV) or "mappings"]
+    return list(paths) or [Settings.from_env().mappings_dir]
 
 
 def run_lint(args: argparse.Namespace) -> int:
-    from relay.mapping import lint_paths
+    from relay.intake import lint
     from relay.mapping.compiler import is_error
 
     paths = default_paths(args.paths)
@@ -41,10 +39,10 @@ def run_lint(args: argparse.Namespace) -> int:
     if missing:
         print(f"no such file or directory: {', '.join(missing)}")
         return 1
-    problems = lint_paths(paths, env=None if args.no_env else dict(os.environ))
+    problems = lint.lint_paths(paths, env=None if args.no_env else Settings.from_env().env)
     for problem in problems:
         print(f"{problem.file}:{problem.line}:{problem.column}: {problem.message} [{problem.code}]")
-    count = len(mapping_files(paths))
+    count = lint.counted_files(paths)
     errors = [problem for problem in problems if is_error(problem)]
     if errors:
         files = len({problem.file for problem in errors})
@@ -53,14 +51,6 @@ def run_lint(args: argparse.Namespace) -> int:
     warnings = len(problems) - len(errors)
     print(f"{count} mapping file(s) OK" + (f", {warnings} warning(s)" if warnings else ""))
     return 0
-
-
-def mapping_files(paths: Iterable[str]) -> list[Path]:
-    files: list[Path] = []
-    for path in map(Path, paths):
-        candidates = sorted(path.glob("*.y*ml")) if path.is_dir() else [path]
-        files.extend(p for p in candidates if p.suffix in (".yaml", ".yml") and not p.name.endswith(".test.yaml"))
-    return files
 
 
 def run_test(args: argparse.Namespace) -> int:

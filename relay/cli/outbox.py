@@ -22,9 +22,9 @@ from dataclasses import asdict
 from typing import Any, Callable, Iterable, TextIO
 from urllib.parse import parse_qsl, urlencode
 
-from relay.config import Settings
+from relay.settings import Settings
 from relay.errors import RelayError
-from relay.mapping.model import (ENV_REF, MASK, Drop, InboundRequest, Refusal, TrackdriveCall)
+from relay.mapping.model import ENV_REF, MASK, TrackdriveCall
 from relay.store import open_store
 from relay.store.base import STATUSES, Lead, Store
 
@@ -215,7 +215,7 @@ def _select(store: Store, args: argparse.Namespace) -> tuple[list[Lead], list[st
 
 def load_sources(mappings_dir: str) -> dict[str, Any]:
     """Every source the mappings directory defines (problems are reported by ``mappings lint``)."""
-    from relay.mapping import load_directory
+    from relay.intake.lint import load_directory
 
     sources, _problems = load_directory(mappings_dir)
     return dict(sources)
@@ -223,38 +223,21 @@ def load_sources(mappings_dir: str) -> dict[str, Any]:
 
 def _replay_one(store: Store, lead: Lead, sources: dict[str, Any], dry_run: bool,
                 out: TextIO) -> bool:
+    from relay.intake.replay import replay
+
     source = sources.get(lead.source)
     if source is None:
         print(f"{lead.id}: no mapping for source {lead.source!r}; left {lead.status}", file=out)
         return False
-    status, call, error = remapped(source, lead)
-    note = call["action"] if call else (error or {}).get("message") or (error or {}).get("reason", "")
+    result = replay(store, source, lead, dry_run=dry_run)
     if dry_run:
-        print(f"{lead.id}: {lead.status} -> {status} ({note}) [dry run]", file=out)
+        print(f"{lead.id}: {result.before} -> {result.after} ({result.note}) [dry run]", file=out)
         return True
-    if not store.remap(lead.id, status, call, error, source.version, time.time()):
-        print(f"{lead.id}: being delivered right now; left {lead.status}", file=out)
+    if not result.changed:
+        print(f"{lead.id}: {result.note}; left {lead.status}", file=out)
         return False
-    print(f"{lead.id}: {lead.status} -> {status} ({note})", file=out)
+    print(f"{lead.id}: {result.before} -> {result.after} ({result.note})", file=out)
     return True
-
-
-def remapped(source: Any, lead: Lead) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
-    """(status, call, error) that mapping the stored request with ``source`` gives now."""
-    request = InboundRequest(method=lead.method, content_type=lead.content_type, body=lead.body,
-                             query=lead.query, headers=dict(lead.headers),
-                             client_addr=lead.client_addr)
-    try:
-        outcome = source.map(request)
-    except RelayError as exc:
-        return "rejected", None, exc.to_dict()["error"]
-    if isinstance(outcome, TrackdriveCall):
-        return "queued", outcome.to_dict(), None
-    if isinstance(outcome, Refusal):
-        return "rejected", None, outcome.to_dict()
-    if isinstance(outcome, Drop):
-        return "dropped", None, outcome.to_dict()
-    raise TypeError(f"a mapping returned {type(outcome).__name__}")
 
 
 # --- presenting leads ---

@@ -10,7 +10,9 @@ from typing import Any
 
 from relay.mapping.httpfile import HttpFileError, guess_content_type, parse_http_file
 from relay.mapping.model import InboundRequest
-from relay.mapping.testing import Outcome, outcome_of
+from relay.intake.files import MAPPING_SUFFIXES
+from relay.intake.testing import Outcome, outcome_of
+from relay.settings import Settings
 
 EXIT_CALL = 0
 EXIT_NO_CALL = 2
@@ -53,7 +55,10 @@ def resolve_mapping(source: str, mappings_dir: str | None) -> Path:
     as_path = Path(source)
     if as_path.suffix in (".yaml", ".yml") or os.sep in source or "/" in source:
         return as_path
-    directory = Path(mappings_dir or os.environ.get("RELAY_MAPPINGS_DIR") or "mappings")
+    directory = Path(mappings_dir or Settings.from_env().mappings_dir)
+    for suffix in MAPPING_SUFFIXES:
+        if (directory / f"{source}{suffix}").is_file():
+            return directory / f"{source}{suffix}"
     return directory / f"{source}.yaml"
 
 

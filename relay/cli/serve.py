@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import relay
+from relay.settings import Settings
 
-CONFIG_ENV = "RELAY_GUNICORN_CONF"
-PACKAGED_CONFIG = "python:relay.web.gunicorn_conf"
+PACKAGED_CONFIG = "python:relay.runtime.gunicorn_conf"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def config_location() -> str:
     """RELAY_GUNICORN_CONF, else gunicorn.conf.py at the project root, else the packaged settings."""
-    configured = os.environ.get(CONFIG_ENV)
+    configured = Settings.from_env().gunicorn_conf
     if configured:
         return configured
     project_file = Path(relay.__file__).resolve().parent.parent / "gunicorn.conf.py"

@@ -38,13 +38,6 @@ class BreakerSettings:
     cooldown_s: float = 5.0
     max_cooldown_s: float = 60.0
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "BreakerSettings":
-        defaults = cls()
-        return cls(failures=int(env.get("RELAY_BREAKER_FAILURES", defaults.failures)),
-                   cooldown_s=float(env.get("RELAY_BREAKER_COOLDOWN", defaults.cooldown_s)),
-                   max_cooldown_s=float(env.get("RELAY_BREAKER_MAX_COOLDOWN", defaults.max_cooldown_s)))
-
     @property
     def enabled(self) -> bool:
         return self.failures > 0

@@ -7,7 +7,6 @@ Secrets are substituted here and nowhere else. The resolved URL carries the
 from __future__ import annotations
 
 import logging
-import os
 from importlib import metadata
 from typing import Mapping
 from urllib.parse import urlsplit
@@ -60,7 +59,7 @@ class TrackdriveClient:
         self.default_base_url = default_base_url
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
-        self.env: Mapping[str, str] = os.environ if env is None else env
+        self.env: Mapping[str, str] = {} if env is None else env
         self.session = _build_session(pool_size)
         _guard_urllib3_logs()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from typing import Callable
@@ -20,6 +21,7 @@ from relay.delivery.breaker import BreakerSettings, Breakers, base_url_key
 from relay.delivery.client import TrackdriveClient
 from relay.delivery.outcome import Delivered, Failed, Outcome, RetryLater
 from relay.delivery.ratelimit import TokenBucket
+from relay.delivery.resolve import LeadResolver, Resolution, Resolved
 from relay.delivery.retry import RetryPolicy
 from relay.mapping.model import TrackdriveCall
 from relay.store.base import Lead, Settlement, Store
@@ -34,7 +36,8 @@ class Dispatcher:
     def __init__(self, store: Store, client: TrackdriveClient, policy: RetryPolicy, *, owner: str,
                  concurrency: int = 16, rate_per_s: float = 0.0, lease_s: float = 60.0,
                  poll_interval_s: float = 1.0, clock: Callable[[], float] = time.time,
-                 limiter: TokenBucket | None = None, breakers: Breakers | None = None) -> None:
+                 limiter: TokenBucket | None = None, breakers: Breakers | None = None,
+                 resolver: LeadResolver | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.store = store
@@ -46,8 +49,9 @@ class Dispatcher:
         self.poll_interval_s = poll_interval_s
         self.clock = clock
         self.limiter = limiter if limiter is not None else TokenBucket(rate_per_s)
-        # Off unless given: a breaker needs settings from the environment (see relay.web.delivery).
+        # Off unless given: a breaker needs settings from the environment (see relay.runtime.delivery).
         self.breakers = breakers if breakers is not None else Breakers(BreakerSettings(failures=0))
+        self.resolver = resolver  # maps leads stored as fetching; None: no source fetches
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="relay-delivery")
         self._lock = threading.Lock()
         self._busy = 0  # slots taken by leads being claimed, held or sent
@@ -215,6 +219,11 @@ class Dispatcher:
         return self._deliver(lead)
 
     def _deliver(self, lead: Lead) -> Outcome | None:
+        if lead.status == "fetching":
+            resolved = self._resolve(lead)
+            if resolved is None:
+                return None
+            lead = resolved
         call = _call_of(lead)
         if call is None:
             if self._take_held(lead.id):
@@ -238,6 +247,38 @@ class Dispatcher:
         self._settle(lead, settlement)
         _log_attempt(lead, outcome, settlement, latency_s)
         return outcome
+
+    def _resolve(self, lead: Lead) -> Lead | None:
+        """Fetch and map a ``fetching`` lead; the lead to send, or None when there is nothing to send now."""
+        if not self._take_held(lead.id):
+            return None
+        latency_s = 0.0
+        if self.resolver is None:
+            outcome: Resolved = RetryLater("no_resolver", None, "this process cannot fetch leads")
+        else:
+            started = time.monotonic()
+            try:
+                outcome = self.resolver.resolve(lead)
+            except Exception as exc:  # a resolver defect must not strand the lead: retried, and loud
+                log.exception("fetching a lead failed unexpectedly", extra={"lead_id": lead.id})
+                outcome = RetryLater("fetch_error", None, type(exc).__name__)
+            latency_s = time.monotonic() - started
+        if not isinstance(outcome, Resolution):
+            settlement = self._settlement(outcome, lead.attempts, 0.0)
+            self._settle(lead, settlement)
+            _log_attempt(lead, outcome, settlement, 0.0)
+            return None
+        kept = self.store.resolve(lead.id, self.owner, status=outcome.status, call=outcome.call,
+                                  error=outcome.error, fetched=outcome.fetched,
+                                  mapping_version=outcome.mapping_version, now=self.clock())
+        log.info("lead fetched: %s", outcome.status,
+                 extra={"lead_id": lead.id, "source": lead.source, "result": "fetched",
+                        "status": outcome.status, "latency_ms": round(latency_s * 1000, 1)})
+        if not kept or outcome.status != "queued":
+            return None
+        with self._lock:
+            self._held.add(lead.id)
+        return replace(lead, status="queued", call=outcome.call, fetched=outcome.fetched)
 
     def _settlement(self, outcome: Outcome, attempts_before: int, latency_s: float) -> Settlement:
         now = self.clock()

@@ -10,7 +10,7 @@ import difflib
 from typing import Iterable, Mapping
 
 from relay.mapping.model import ENV_REF, Problem
-from relay.mapping.words import boolean_word
+from relay.words import boolean_word
 from relay.mapping.yamlload import Map, Node, Scalar, Seq, kind_of
 
 

@@ -20,11 +20,12 @@ from relay.mapping.inbound import compile_inbound
 from relay.mapping.model import ENV_REF, Problem
 from relay.mapping.source import Passthrough, Plan, Route, Source, Target
 from relay.mapping.templates import ENVIRONMENT
-from relay.mapping.values import Field, compile_field
+from relay.mapping.paths import CompiledPath
+from relay.mapping.values import Field, cached_path, compile_field, is_path_text
 from relay.mapping.yamlload import Map, Node, Scalar, load_yaml, to_python
 
-TOP_KEYS = ("version", "description", "action", "phone_region", "trackdrive", "prepare", "lead",
-            "data", "passthrough", "drop", "routes", "inbound")
+TOP_KEYS = ("version", "description", "action", "phone_region", "trackdrive", "split", "prepare",
+            "lead", "data", "passthrough", "drop", "routes", "inbound")
 TRACKDRIVE_KEYS = ("base_url", "lead_token", "auth_token", "schedule_lead_token", "offer_lead_token")
 LEAD_TOKENS = ("lead_token", "schedule_lead_token", "offer_lead_token")
 ROUTE_KEYS = ("name", "when", "action", "trackdrive", "lead", "data")
@@ -49,6 +50,9 @@ def compile_source(name: str, path: str, text: str, *,
     root, yaml_problems = load_yaml(text, path)
     checker.problems.extend(yaml_problems)
     source = None
+    if root is None and not yaml_problems:
+        checker.error(None, "the mapping file is empty: it needs at least version, trackdrive and lead",
+                      "empty_file")
     if root is not None:
         source = _Compiler(checker, name, path, file_version(text.encode("utf-8"))).compile(root)
     problems = checker.unique_problems()
@@ -84,6 +88,7 @@ class _Compiler:
         self._check_version(top)
         description = self._description(top)
         self.phone_region = self._phone_region(top)
+        split = self._split(top.get("split"))
         steps = self._prepare(top.get("prepare"))
         base = self._section(top, "", require_target=True)
         passthrough = self._passthrough(top.get("passthrough"))
@@ -97,7 +102,7 @@ class _Compiler:
         return Source(name=self.name, path=self.path, version=self.version, inbound=inbound,
                       description=description, prepare=steps, drops=drops, routes=routes,
                       plan=default_plan, idempotency=idempotency,
-                      env_names=frozenset(self.env_names))
+                      env_names=frozenset(self.env_names), split=split)
 
     # --- top-level scalars ---
 
@@ -127,7 +132,23 @@ class _Compiler:
             return "US"
         return region.strip().upper()
 
-    # --- prepare, passthrough, drop ---
+    # --- split, prepare, passthrough, drop ---
+
+    def _split(self, node: Node | None) -> CompiledPath | None:
+        if node is None:
+            return None
+        text = self.ck.text(node, "split")
+        if text is None:
+            return None
+        if not is_path_text(text.strip()):
+            self.ck.error(node, f"split: '{text}' is not a JSONPath (paths start with $. or $[)",
+                          "bad_jsonpath")
+            return None
+        try:
+            return cached_path(text.strip())
+        except ValueError as exc:
+            self.ck.error(node, f"split: bad JSONPath '{text}': {exc}", "bad_jsonpath")
+            return None
 
     def _prepare(self, node: Node | None) -> tuple[Any, ...] | None:
         if node is None:

@@ -1,16 +1,18 @@
-"""Loading mapping files from disk, alone or a directory at a time, and linting them."""
+"""Loading one mapping file from disk: its compiled source and every problem.
+
+Which files of a directory are sources is decided in one place, relay.intake.files.
+"""
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 from relay.mapping.compiler import compile_source, is_error
 from relay.mapping.model import Problem
 from relay.mapping.source import Source
 
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-TEST_SUFFIX = ".test.yaml"
 
 
 class MappingInvalid(Exception):
@@ -27,7 +29,8 @@ def compile_file(path: str | Path, *, env: Mapping[str, str] | None = None
     """The source in ``path`` (None on any error) and every problem, warnings included."""
     path = Path(path)
     shown = str(path)
-    name = path.name[:-len(".yaml")] if path.name.endswith(".yaml") else path.stem
+    name = path.name.removesuffix(".yaml").removesuffix(".yml") if path.suffix in (".yaml", ".yml") \
+        else path.stem
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -55,32 +58,3 @@ def load_source(path: str | Path, *, env: Mapping[str, str] | None = None) -> So
     if source is None:
         raise MappingInvalid(problems)
     return source
-
-
-def mapping_files(directory: str | Path) -> list[Path]:
-    return sorted(path for path in Path(directory).glob("*.yaml")
-                  if not path.name.endswith(TEST_SUFFIX) and path.is_file())
-
-
-def load_directory(directory: str | Path, *, env: Mapping[str, str] | None = None
-                   ) -> tuple[dict[str, Source], list[Problem]]:
-    """The sources that compiled, by name, and the problems of every file (warnings included)."""
-    sources: dict[str, Source] = {}
-    problems: list[Problem] = []
-    for path in mapping_files(directory):
-        source, found = compile_file(path, env=env)
-        problems.extend(found)
-        if source is not None:
-            sources[source.name] = source
-    return sources, problems
-
-
-def lint_paths(paths: Sequence[str | Path], *, env: Mapping[str, str] | None = None) -> list[Problem]:
-    """Every problem in the given files and directories (a directory: its mapping files)."""
-    problems: list[Problem] = []
-    for given in paths:
-        path = Path(given)
-        files = mapping_files(path) if path.is_dir() else [path]
-        for file in files:
-            problems.extend(compile_file(file, env=env)[1])
-    return problems

@@ -14,6 +14,7 @@ from relay.errors import RelayError
 from relay.mapping import body, flatten, trackdrive
 from relay.mapping.inbound import IdempotencyKey
 from relay.mapping.model import Drop, InboundRequest, InboundSettings, MapOutcome, Refusal
+from relay.mapping.paths import CompiledPath
 from relay.mapping.transforms import TransformError
 from relay.mapping.values import Field, FieldRefused, refusal_message, resolve
 
@@ -120,14 +121,28 @@ class Source:
     plan: Plan  # used when no route matches
     idempotency: IdempotencyKey | None = None
     env_names: frozenset[str] = frozenset()
+    # Where the leads of one request are: every match becomes a lead of its own. None: the
+    # whole payload is one lead.
+    split: CompiledPath | None = None
+    # The vendor sends ids only; each lead is fetched from its API before it is mapped, by
+    # the delivery worker after the vendor has its answer. None: mapped on receipt.
+    fetch: Any = None
 
-    def parse(self, request: InboundRequest) -> dict:
+    def parse(self, request: InboundRequest) -> dict[str, Any]:
         return body.parse_request(request, files=self.inbound.files)
 
+    def split_leads(self, payload: Any) -> list[Any]:
+        """The payloads of the leads one request carries, in order (empty when the path matched nothing)."""
+        if self.split is None:
+            return [payload]
+        return [match for match in self.split.values(payload) if match is not None]
+
     def map(self, request: InboundRequest) -> MapOutcome:
+        """One request taken as one lead (the whole payload), mapped now."""
         return self.map_payload(self.parse(request))
 
-    def map_payload(self, payload: dict) -> MapOutcome:
+    def map_payload(self, payload: Any) -> MapOutcome:
+        """A call, a refusal or a drop; a defect in the mapping code raises, so it is seen."""
         try:
             return self._map(payload)
         except FieldRefused as refused:
@@ -135,9 +150,6 @@ class Source:
                            refused.field.paths)
         except RelayError as error:
             return Refusal(self.name, "payload", error.code, error.message)
-        except Exception:  # never let one odd payload become a 500
-            return Refusal(self.name, "payload", "internal",
-                           f"{self.name}: the mapping failed on this payload")
 
     def _map(self, payload: Any) -> MapOutcome:
         payload = self.prepared(payload)
@@ -190,7 +202,8 @@ class Source:
         return set(self.env_names)
 
     def missing_env(self, env: Mapping[str, str]) -> list[str]:
-        return sorted(name for name in self.env_names if not env.get(name))
+        # A value of only spaces is a paste gone wrong, not a secret: it counts as unset.
+        return sorted(name for name in self.env_names if not (env.get(name) or "").strip())
 
     def __repr__(self) -> str:
         return f"Source({self.name!r}, version={self.version!r})"

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from relay.mapping.model import TrackdriveCall, caller_path
-from relay.mapping.words import boolean_word
+from relay.words import boolean_word
 
 # action -> (HTTP method, path pattern)
 ACTIONS: dict[str, tuple[str, str]] = {

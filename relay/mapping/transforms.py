@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
-from relay.mapping import us_states, words
+from relay import words
+from relay.mapping import us_states
 
 Transform = Callable[[Any], Any]
 

@@ -1,52 +1,52 @@
 """The relay's web service: ``create_app()`` builds one Flask app per process.
 
-The app holds the loaded sources, the outbox and (once ``start_delivery`` runs,
-in each gunicorn worker) the dispatcher. A vendor is answered only after its
-request is committed to the outbox.
+The app holds the loaded sources, the outbox and (once relay.runtime starts
+delivery in a gunicorn worker) the dispatcher. A vendor is answered only after
+its request is committed to the outbox; the way a request becomes leads lives
+in relay.intake, the process wiring in relay.runtime.
 """
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
-from typing import Any
 
 from flask import Flask
 
-from relay.config import Settings
+from relay.errors import StoreUnavailable
+from relay.intake.ratelimit import RateLimiter, default_limit
+from relay.intake.registry import SourceRegistry
+from relay.intake.watcher import register_all_secrets
+from relay.settings import Settings
+from relay.store import open_store
 from relay.store.base import Store
 from relay.web import admin, health, hooks, openapi
-from relay.web.delivery import start_delivery, stop_delivery
 from relay.web.error_handlers import register_error_handlers
-from relay.web.ratelimit import RateLimiter
-from relay.web.registry import SourceRegistry
-from relay.web.reload import register_all_secrets
 from relay.web.observe import init_observe
 from relay.web.request_id import init_request_id
 from relay.web.state import EXTENSION, RelayState, relay_state
 
-__all__ = ["create_app", "relay_state", "start_delivery", "stop_delivery"]
+__all__ = ["create_app", "relay_state"]
 
 log = logging.getLogger("relay.web")
 
 
 def create_app(settings: Settings | None = None, *, store: Store | None = None,
-               dispatcher: Any = None, registry: SourceRegistry | None = None) -> Flask:
+               dispatcher: object = None, registry: SourceRegistry | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    env = settings.env or os.environ
     if registry is None:
         if not Path(settings.mappings_dir).is_dir():
             log.warning("mappings directory %s does not exist: every source answers 404",
                         settings.mappings_dir)
         registry = SourceRegistry.load(settings.mappings_dir)
-    report_mapping_state(registry, env)
-    register_all_secrets(registry, env)
+    report_mapping_state(registry, settings)
+    register_all_secrets(registry, settings.env)
     if store is None:
         store = open_outbox(settings)
 
     app = Flask(__name__)
-    app.extensions[EXTENSION] = RelayState(settings=settings, env=env, registry=registry, store=store,
-                                           limiter=RateLimiter.from_env(env), dispatcher=dispatcher)
+    app.extensions[EXTENSION] = RelayState(settings=settings, registry=registry, store=store,
+                                           limiter=RateLimiter(default=default_limit(settings.rate_limit_per_s)),
+                                           dispatcher=dispatcher)
     init_request_id(app)
     init_observe(app)
     register_error_handlers(app)
@@ -57,17 +57,14 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     return app
 
 
-def report_mapping_state(registry: SourceRegistry, env: Any) -> None:
+def report_mapping_state(registry: SourceRegistry, settings: Settings) -> None:
     for problem in registry.problems:
         log.error("mapping problem: %s", problem)
-    for name, missing in registry.missing_env(env).items():
+    for name, missing in registry.missing_env(settings.env).items():
         log.warning("source %s answers 503 until these are set: %s", name, ", ".join(missing))
 
 
 def open_outbox(settings: Settings) -> Store:
-    from relay.errors import StoreUnavailable
-    from relay.store import open_store
-
     store = open_store(settings.database_url, synchronous=settings.sqlite_synchronous, migrate=False)
     try:
         store.migrate()

@@ -20,7 +20,7 @@ from relay import metrics as relay_metrics
 from relay.errors import BadRequest, NotFound, Unauthorized
 from relay.logs import mask_text
 from relay.store.base import STATUSES, Lead, Settlement
-from relay.web.addresses import parse_address
+from relay.intake.addresses import parse_address
 from relay.web.state import RelayState, relay_state
 
 bp = Blueprint("admin", __name__)
@@ -198,4 +198,6 @@ def body_view(body: bytes) -> dict[str, str]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(relay_metrics.scrape(relay_state().store), content_type=relay_metrics.CONTENT_TYPE)
+    state = relay_state()
+    return Response(relay_metrics.scrape(state.store, state.settings.metrics_dir),
+                    content_type=relay_metrics.CONTENT_TYPE)

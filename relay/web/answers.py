@@ -6,9 +6,10 @@ from typing import Any
 
 from flask import Response, jsonify
 
+from relay.intake.accept import Accepted
 from relay.store.base import Lead
 
-PENDING = ("queued", "retry")
+PENDING = ("fetching", "queued", "retry")
 # The body an answer was built from, kept on the response so the request log need not parse it back.
 ANSWER_ATTRIBUTE = "relay_answer"
 
@@ -34,6 +35,7 @@ def lead_answer(lead: Lead, *, duplicate: bool = False) -> Response:
     elif lead.status == "rejected":
         status = 422
         body["error"] = dict(lead.error or {"code": "lead_refused", "message": "lead refused"})
+        body["kept"] = True  # stored as rejected: replayable once the mapping is fixed
     elif lead.status == "dropped":
         body["reason"] = (lead.error or {}).get("reason", "")
     if duplicate:
@@ -60,3 +62,43 @@ def settled_answer(lead: Lead, status: str, trackdrive_status: int | None, raw_b
     if status == "delivered" and trackdrive_status and 200 <= trackdrive_status < 300:
         http_status = trackdrive_status
     return json_response(body, http_status)
+
+
+# Statuses of a lead the relay has taken on: a vendor must not send it again.
+TAKEN = ("fetching", "queued", "retry", "delivered", "dead")
+
+
+def accepted_answer(accepted: Accepted) -> Response:
+    """One lead: the lead's answer. A batch: every lead's id and outcome, and one status for all.
+
+    The whole request is 202 as soon as one of its leads was taken (stored for delivery now or
+    earlier), so a vendor that resends on any non-2xx never resends leads already taken; the
+    refused ones are kept for replay and listed with their reasons. 422 only when every lead
+    was refused, 200 when the rest were dropped.
+    """
+    if not accepted.split and len(accepted.leads) == 1:
+        only = accepted.leads[0]
+        return lead_answer(only.lead, duplicate=not only.created)
+    entries = [batch_entry(item.lead, duplicate=not item.created) for item in accepted.leads]
+    statuses = [item.lead.status for item in accepted.leads]
+    if any(status in TAKEN for status in statuses):
+        overall, http_status = "accepted", 202
+    elif "rejected" in statuses:
+        overall, http_status = "rejected", 422
+    else:
+        overall, http_status = "dropped", 200
+    batch_id = accepted.leads[0].lead.batch_id if accepted.leads else ""
+    body = {"source": accepted.source, "batch_id": batch_id, "status": overall, "count": len(entries),
+            "leads": entries}
+    return json_response(body, http_status)
+
+
+def batch_entry(lead: Lead, *, duplicate: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"lead_id": lead.id, "index": lead.batch_index, "status": lead.status}
+    if lead.status == "rejected":
+        entry["error"] = dict(lead.error or {"code": "lead_refused", "message": "lead refused"})
+    elif lead.status == "dropped":
+        entry["reason"] = (lead.error or {}).get("reason", "")
+    if duplicate:
+        entry["duplicate"] = True
+    return entry

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from relay.errors import RelayError, Unauthorized
 from relay.web.admin import check_access
-from relay.web.registry import SourceRegistry
+from relay.intake.registry import SourceRegistry
 from relay.web.state import RelayState, relay_state
 
 bp = Blueprint("health", __name__)

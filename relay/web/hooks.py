@@ -1,7 +1,10 @@
 """``/hooks/<source>``: authenticate, read, map, commit, then acknowledge."""
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Request, Response, g, request
@@ -9,17 +12,20 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from relay.delivery.outcome import Delivered, Failed
 from relay.errors import SourceMisconfigured, UnknownSource
-from relay.mapping.model import InboundRequest, TrackdriveCall
+from relay.intake import auth
+from relay.intake.accept import DeliveryDesk, Intake
+from relay.intake.accept import accept as accept_request
+from relay.intake.addresses import client_address, forwarded_for
+from relay.mapping.model import InboundRequest
+from relay.mapping.source import Source
 from relay.store.base import Lead
-from relay.web import answers, auth, body, intake
-from relay.web.addresses import client_address, forwarded_for
-from relay.web.delivery import hand_over, reserve, wait_for_outcome
+from relay.web import answers, body
 from relay.web.record import kept_headers, query_without
-from relay.web.registry import Source
 from relay.web.request_id import current_request_id
 from relay.web.state import RelayState, relay_state
 
 bp = Blueprint("hooks", __name__)
+log = logging.getLogger("relay.web")
 
 
 ACCEPTED_METHODS = ["GET", "POST", "PUT"]
@@ -37,7 +43,7 @@ def receive(source_name: str) -> Response:
     query_pairs = parse_qsl(raw_query, keep_blank_values=True, errors="replace") if raw_query else []
     if auth.is_meta_handshake(source.inbound, req.method, query_pairs):
         # Meta does not sign its subscription GET: the verify token is its only credential.
-        return challenge_response(auth.meta_challenge(source.inbound, query_pairs, state.env))
+        return challenge_response(auth.meta_challenge(source.inbound, query_pairs, state.settings.env))
     state.limiter.check(source.name, source.inbound.rate_limit)
     inbound_request = authenticated_request(req, state, source, raw_query, query_pairs)
     return accept(state, source, inbound_request)
@@ -51,15 +57,20 @@ def authenticated_request(req: Request, state: RelayState, source: Source, raw_q
     client_addr = client_address(req.remote_addr, forwarded_for(req.environ), state.settings.trusted_proxies)
     g.client_addr = client_addr  # the request log line reports the same address
     auth.check_before_body(inbound, client_addr=client_addr, headers=headers,
-                           query_pairs=query_pairs, env=state.env)
+                           query_pairs=query_pairs, env=state.settings.env)
     body.check_declared_length(req.content_length, inbound.max_body_bytes)
     raw_body = body.read_limited(req.stream, inbound.max_body_bytes)
-    auth.check_body(inbound, headers=headers, body=raw_body, env=state.env)
+    auth.check_body(inbound, headers=headers, body=raw_body, env=state.settings.env)
     token_parameter = inbound.token.query if inbound.token else None
     return InboundRequest(
         method=req.method, content_type=req.environ.get("CONTENT_TYPE", ""), body=raw_body,
         query=query_without(raw_query, token_parameter),
-        headers=kept_headers(req.environ, inbound), client_addr=client_addr)
+        headers=kept_headers(req.environ, inbound, read_headers(source)), client_addr=client_addr)
+
+
+def read_headers(source: Source) -> tuple[str, ...]:
+    key = source.idempotency
+    return (key.header,) if key is not None and key.header else ()
 
 
 def find_source(state: RelayState, name: str) -> Source:
@@ -69,7 +80,7 @@ def find_source(state: RelayState, name: str) -> Source:
             raise SourceMisconfigured(f"the mapping for source {name} has errors; run 'relay mappings lint'",
                                       source=name)
         raise UnknownSource(f"no source named {name!r}", source=name)
-    missing = source.missing_env(state.env)
+    missing = source.missing_env(state.settings.env)
     if missing:
         # Fails closed: a source whose secret is unset would otherwise run open.
         raise SourceMisconfigured(f"environment variable {missing[0]} is not set",
@@ -84,34 +95,35 @@ def challenge_response(challenge: str) -> Response:
 
 
 def accept(state: RelayState, source: Source, inbound_request: InboundRequest) -> Response:
-    payload = intake.parse_payload(source, inbound_request)
-    outcome = intake.map_payload(source, payload)
-    key = intake.dedupe_key(source, payload, inbound_request.headers)
-    # A lead this process can send at once is stored already leased to it: no claim write.
-    dispatcher = reserve(state) if isinstance(outcome, TrackdriveCall) else None
-    try:
-        received = intake.build_received(
-            source, inbound_request, outcome, key=key, request_id=current_request_id(),
-            lease_owner=dispatcher.owner if dispatcher else None, lease_s=state.settings.lease_s)
-        lead, created = intake.persist(state.store, received)
-    except BaseException:
-        if dispatcher:
-            dispatcher.unreserve()
-        raise
-    if not created or lead.status != "queued" or lead.lease_owner is None:
-        if dispatcher:
-            dispatcher.unreserve()
-        return answers.lead_answer(lead, duplicate=not created)
-    future = hand_over(dispatcher, lead)
-    if source.inbound.mode == "sync":
-        return sync_answer(lead, future, source.inbound.sync_deadline_s)
-    return answers.lead_answer(lead)
+    intake = Intake(state.store, lease_s=state.settings.lease_s, desk=desk_of(state))
+    accepted = accept_request(intake, source, inbound_request, request_id=current_request_id())
+    if source.inbound.mode == "sync" and not accepted.split and len(accepted.leads) == 1:
+        only = accepted.leads[0]
+        return sync_answer(only.lead, accepted.deliveries.get(only.lead.id), source.inbound.sync_deadline_s)
+    return answers.accepted_answer(accepted)
 
 
-def sync_answer(lead: Lead, future: Future | None, deadline_s: float) -> Response:
+def desk_of(state: RelayState) -> DeliveryDesk | None:
+    dispatcher = state.dispatcher
+    return dispatcher if dispatcher is not None and hasattr(dispatcher, "reserve") else None
+
+
+def sync_answer(lead: Lead, future: Future[Any] | None, deadline_s: float) -> Response:
     outcome = wait_for_outcome(future, deadline_s)
     if isinstance(outcome, Delivered):
         return answers.settled_answer(lead, "delivered", outcome.status, outcome.body)
     if isinstance(outcome, Failed):
         return answers.settled_answer(lead, "dead", outcome.status, outcome.body)
     return answers.lead_answer(lead)
+
+
+def wait_for_outcome(future: Future[Any] | None, deadline_s: float) -> Any:
+    if future is None:
+        return None
+    try:
+        return future.result(timeout=max(0.0, deadline_s))
+    except FutureTimeout:
+        return None
+    except Exception:
+        log.exception("delivery failed while a sync request waited; the lead stays in the outbox")
+        return None

@@ -14,7 +14,7 @@ from flask import Flask, Request, Response, g, request
 
 from relay import metrics
 from relay.logs import register_env_secrets, register_url_password
-from relay.web.addresses import client_address, forwarded_for
+from relay.intake.addresses import client_address, forwarded_for
 from relay.web.answers import answer_of
 from relay.web.request_id import current_request_id
 from relay.web.state import relay_state
@@ -43,7 +43,8 @@ OUTCOME_BY_CODE = {
     "unknown_source": "unknown_source",
     "not_found": "unknown_source",
 }
-OUTCOME_BY_STATUS = {"queued": "queued", "retry": "queued", "delivered": "queued", "dead": "queued",
+BATCH_OUTCOMES = {"accepted": "queued", "rejected": "rejected", "dropped": "dropped"}
+OUTCOME_BY_STATUS = {"fetching": "queued", "queued": "queued", "retry": "queued", "delivered": "queued", "dead": "queued",
                      "rejected": "rejected", "dropped": "dropped"}
 
 
@@ -107,6 +108,8 @@ def request_outcome(response: Response, answer: dict[str, Any]) -> str | None:
         return "duplicate"
     if "lead_id" in answer:
         return OUTCOME_BY_STATUS.get(str(answer.get("status")), "queued")
+    if "leads" in answer:  # a batch: how the request as a whole was answered
+        return BATCH_OUTCOMES.get(str(answer.get("status")), "queued")
     error = answer.get("error")
     if isinstance(error, dict):
         return OUTCOME_BY_CODE.get(str(error.get("code")), "error" if response.status_code >= 500 else "malformed")

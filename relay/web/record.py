@@ -23,14 +23,18 @@ def credential_headers(inbound: InboundSettings) -> list[str]:
     return names
 
 
-def kept_headers(environ: Mapping[str, Any], inbound: InboundSettings) -> dict[str, str]:
-    """The allow-listed headers under their usual spelling; credential values masked.
+def kept_headers(environ: Mapping[str, Any], inbound: InboundSettings,
+                 also: tuple[str, ...] = ()) -> dict[str, str]:
+    """The allow-listed headers, plus ``also`` (a source's dedupe key header), under their
+    usual spelling; credential values masked.
 
-    Read from the WSGI environ by name: a request carries many headers and keeps few.
+    Read from the WSGI environ by name: a request carries many headers and keeps few. A
+    header the mapping reads must be kept, or replaying the stored request would read
+    something else than the live request did.
     """
     credentials = {name.lower(): name for name in credential_headers(inbound)}
     kept = {name: MASK for name in credentials.values() if header_value(environ, name) is not None}
-    for name in KEPT_HEADERS:
+    for name in (*KEPT_HEADERS, *also):
         value = header_value(environ, name)
         if value is not None and name.lower() not in credentials:
             kept[name] = value

@@ -7,7 +7,7 @@ import sys
 FORBIDDEN = ("flask", "werkzeug", "requests", "urllib3", "gunicorn", "sqlite3", "psycopg", "psycopg_pool")
 PROBE = f"""
 import sys
-import relay.mapping, relay.mapping.testing, relay.mapping.httpfile, relay.mapping.lint
+import relay.mapping, relay.intake.testing, relay.mapping.httpfile, relay.mapping.lint
 loaded = sorted({{name.split('.')[0] for name in sys.modules}} & set({FORBIDDEN!r}))
 print(','.join(loaded))
 """

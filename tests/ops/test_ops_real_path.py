@@ -22,7 +22,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from relay.mapping import load_directory
+from relay.intake.lint import load_directory
 from relay.mapping.httpfile import parse_http_file
 from tests.support.procs import ROOT, free_port, gunicorn, sandbox
 

@@ -123,12 +123,6 @@ def test_disabled_breaker_always_admits(clock: Clock):
     assert board.admit(BASE) is None
 
 
-def test_settings_from_env():
-    settings = BreakerSettings.from_env({"RELAY_BREAKER_FAILURES": "7", "RELAY_BREAKER_COOLDOWN": "2.5"})
-    assert settings == BreakerSettings(failures=7, cooldown_s=2.5, max_cooldown_s=60.0)
-    assert BreakerSettings.from_env({}) == BreakerSettings(failures=20, cooldown_s=5.0, max_cooldown_s=60.0)
-
-
 def test_base_url_key_is_scheme_and_host_only():
     call = TrackdriveCall(action="create_lead", method="POST", path="/api/v1/leads", query={}, body={})
     assert base_url_key(call, {}, "https://User:pw@TrackDrive.com/x") == "https://trackdrive.com"

@@ -5,7 +5,7 @@ import signal
 import threading
 from types import SimpleNamespace
 
-from relay.web.drain import Drain, drain_seconds
+from relay.runtime.drain import Drain, drain_seconds
 
 
 def test_flag_first_then_exit_after_the_window():
@@ -33,7 +33,6 @@ def test_no_window_exits_at_once():
 
 
 def test_drain_seconds():
-    assert drain_seconds({}) == 5.0
-    assert drain_seconds({"RELAY_DRAIN_SECONDS": "1.5"}) == 1.5
-    assert drain_seconds({"RELAY_DRAIN_SECONDS": "junk"}) == 5.0
-    assert drain_seconds({"RELAY_DRAIN_SECONDS": "30"}, graceful_timeout_s=20) == 19
+    assert drain_seconds(5.0) == 5.0
+    assert drain_seconds(1.5, graceful_timeout_s=20) == 1.5
+    assert drain_seconds(30.0, graceful_timeout_s=20) == 19

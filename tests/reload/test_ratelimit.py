@@ -5,7 +5,7 @@ import pytest
 
 from relay.errors import RateLimited
 from relay.mapping.model import RateLimit
-from relay.web.ratelimit import RateLimiter, default_limit, worker_share
+from relay.intake.ratelimit import RateLimiter, default_limit, worker_share
 
 
 class Clock:
@@ -40,7 +40,7 @@ def test_sources_have_their_own_buckets():
 
 
 def test_default_limit_applies_to_sources_without_one():
-    limiter = RateLimiter(Clock(), default=default_limit({"RELAY_RATE_LIMIT": "1"}))
+    limiter = RateLimiter(Clock(), default=default_limit(1.0))
     limiter.check("acme", None)
     with pytest.raises(RateLimited):
         limiter.check("acme", None)
@@ -53,13 +53,13 @@ def test_own_limit_wins_over_the_default():
         limiter.check("acme", own)
 
 
-@pytest.mark.parametrize("raw", ["", "0", "-1", "nope", "nan"])
-def test_default_limit_off(raw: str):
-    assert default_limit({"RELAY_RATE_LIMIT": raw}) is None
+@pytest.mark.parametrize("per_second", [0.0, -1.0, float("nan")])
+def test_default_limit_off(per_second: float):
+    assert default_limit(per_second) is None
 
 
 def test_default_limit_burst_is_one_second():
-    assert default_limit({"RELAY_RATE_LIMIT": "2.5"}) == RateLimit(per_second=2.5, burst=3)
+    assert default_limit(2.5) == RateLimit(per_second=2.5, burst=3)
 
 
 def test_workers_share_the_limit():

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from relay.web.registry import SourceRegistry
-from relay.web.reload import MappingWatcher
+from relay.intake.registry import SourceRegistry
+from relay.intake.watcher import MappingWatcher
 from tests.reload.mappings_fixture import (BETA, BROKEN, ENV, V1, V2, configmap_layout, save_by_rename,
                                            write)
 

@@ -6,7 +6,7 @@ import base64
 import pytest
 
 from relay.mapping.model import BasicAuth, HmacAuth, InboundSettings, TokenAuth
-from relay.web.addresses import client_address
+from relay.intake.addresses import client_address
 from tests.web.web_fakes import META_HMAC, TYPEFORM_HMAC, FakeSource, post_recorded, recorded
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from relay.delivery.outcome import Delivered, Failed, RetryLater
 from relay.errors import StoreUnavailable
+from relay.mapping.inbound import IdempotencyKey
 from relay.mapping.model import MASK, InboundSettings, Problem, RateLimit, TokenAuth
 
 from tests.web.web_fakes import FakeDispatcher, FakeSource
@@ -99,19 +100,29 @@ def test_unsupported_media_type_is_415(client, store):
     assert store.list() == []
 
 
-def test_parser_crash_is_400_not_500(make_app, store):
+def test_parser_crash_keeps_the_request_for_replay(make_app, store, caplog):
     source = FakeSource("acme", parse_error=KeyError("bug"))
     response = make_app(source).test_client().post("/hooks/acme", json={"phone": "1"})
-    assert response.status_code == 400
-    assert store.list() == []
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["error"]["rule"] == "mapping_error" and body["kept"] is True
+    [lead] = store.list(status="rejected")
+    assert lead.id == body["lead_id"] and lead.body == b'{"phone": "1"}'
+    [line] = [r for r in caplog.records if getattr(r, "event", "") == "mapping_crash"]
+    assert line.lead_id == lead.id and line.exc_info and line.exc_info[0] is KeyError
 
 
-def test_mapping_crash_keeps_the_lead_as_rejected(make_app, store):
-    source = FakeSource("acme", map_error=ZeroDivisionError())
+def test_mapping_crash_is_logged_with_its_traceback_and_kept_as_rejected(make_app, store, caplog):
+    source = FakeSource("acme", map_error=ZeroDivisionError("boom"))
     response = make_app(source).test_client().post("/hooks/acme", json={"phone": "1"})
     assert response.status_code == 422
-    assert response.get_json()["error"]["rule"] == "mapping_error"
-    assert len(store.list(status="rejected")) == 1
+    body = response.get_json()
+    assert body["error"]["rule"] == "mapping_error" and body["kept"] is True
+    assert "kept for replay" in body["error"]["message"]
+    [lead] = store.list(status="rejected")
+    [line] = [r for r in caplog.records if getattr(r, "event", "") == "mapping_crash"]
+    assert line.lead_id == lead.id == body["lead_id"]
+    assert line.exc_info[0] is ZeroDivisionError
 
 
 class BrokenStore:
@@ -119,6 +130,9 @@ class BrokenStore:
         self.error = error
 
     def insert(self, received):
+        raise self.error
+
+    def insert_batch(self, received):
         raise self.error
 
 
@@ -223,13 +237,35 @@ def test_repeat_by_idempotency_key_header(make_app, store):
     assert len(store.list()) == 1
 
 
-def test_repeat_of_a_refusal_is_422_again(make_app):
+def test_a_refused_lead_does_not_block_the_corrected_resend(make_app, dispatcher, store):
     client = make_app(deduping()).test_client()
-    first = client.post("/hooks/dedupe", json={"event_id": "evt-2"})
-    repeat = client.post("/hooks/dedupe", json={"event_id": "evt-2"})
-    assert repeat.status_code == 422
-    assert repeat.get_json()["lead_id"] == first.get_json()["lead_id"]
-    assert repeat.get_json()["duplicate"] is True
+    refused = client.post("/hooks/dedupe", json={"event_id": "evt-2"})  # no phone
+    corrected = client.post("/hooks/dedupe", json={"phone": "1", "event_id": "evt-2"})
+    assert refused.status_code == 422
+    assert corrected.status_code == 202 and "duplicate" not in corrected.get_json()
+    assert dispatcher.submitted == [corrected.get_json()["lead_id"]]
+    again = client.post("/hooks/dedupe", json={"phone": "1", "event_id": "evt-2"})
+    assert again.get_json() == {**corrected.get_json(), "duplicate": True}
+
+
+def test_a_dropped_lead_does_not_block_a_later_one_with_its_key(make_app, store):
+    client = make_app(deduping()).test_client()
+    dropped = client.post("/hooks/dedupe", json={"phone": "1", "email": "x@example.test", "event_id": "e"})
+    later = client.post("/hooks/dedupe", json={"phone": "1", "event_id": "e"})
+    assert dropped.get_json()["status"] == "dropped"
+    assert later.status_code == 202 and "duplicate" not in later.get_json()
+
+
+def test_any_header_may_be_the_dedupe_key(make_app, store):
+    source = FakeSource("dedupe", inbound=InboundSettings(idempotency_window_s=3600),
+                        idempotency=IdempotencyKey(header="X-Vendor-Event"))
+    source.idempotency_key = lambda payload, headers: headers.get("X-Vendor-Event")  # type: ignore[method-assign]
+    client = make_app(source).test_client()
+    first = client.post("/hooks/dedupe", json={"phone": "1"}, headers={"X-Vendor-Event": "ev-77"})
+    repeat = client.post("/hooks/dedupe", json={"phone": "1"}, headers={"X-Vendor-Event": "ev-77"})
+    assert repeat.get_json() == {**first.get_json(), "duplicate": True}
+    [lead] = store.list()
+    assert lead.headers["X-Vendor-Event"] == "ev-77"  # kept, so a replay reads the same key
 
 
 def test_without_a_window_nothing_is_deduped(client, store):

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from relay.config import Settings
+from relay.settings import Settings
 from relay.mapping.model import BasicAuth, InboundSettings, TokenAuth
 from relay.web import create_app
 from tests.web.test_web_real_mapping import ENV as REAL_ENV, MAPPINGS, write_mappings

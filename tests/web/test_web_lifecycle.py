@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from relay.cli import serve
-from relay.web import relay_state, start_delivery, stop_delivery
+from relay.runtime.delivery import start_delivery, stop_delivery
+from relay.web import relay_state
 
 
 def test_start_and_stop_delivery_use_the_given_dispatcher(app, dispatcher):
@@ -32,7 +36,7 @@ def test_lead_stays_queued_without_a_dispatcher(make_app, acme, store):
 
 
 def test_serve_uses_the_project_config_and_passes_overrides(monkeypatch):
-    monkeypatch.delenv(serve.CONFIG_ENV, raising=False)
+    monkeypatch.delenv("RELAY_GUNICORN_CONF", raising=False)
     argv = serve.gunicorn_argv(argparse.Namespace(bind="127.0.0.1:9999", workers=3))
     config = argv[argv.index("-c") + 1]
     assert Path(config).name == "gunicorn.conf.py"
@@ -40,13 +44,35 @@ def test_serve_uses_the_project_config_and_passes_overrides(monkeypatch):
 
 
 def test_serve_config_can_be_chosen_by_env(monkeypatch):
-    monkeypatch.setenv(serve.CONFIG_ENV, "/etc/relay/gunicorn.conf.py")
+    monkeypatch.setenv("RELAY_GUNICORN_CONF", "/etc/relay/gunicorn.conf.py")
     assert serve.config_location() == "/etc/relay/gunicorn.conf.py"
 
 
-def test_packaged_gunicorn_settings():
-    from relay.web import gunicorn_conf
+PROBE_CONF = """
+import sys
+import relay.runtime.gunicorn_conf as conf
+assert conf.wsgi_app == "relay.web:create_app()" and conf.worker_class == "gthread"
+assert callable(conf.post_worker_init) and callable(conf.worker_exit)
+assert conf.workers == 3 and conf.threads == 4
+# The master must not build the app: no Flask, no store, no delivery code imported.
+heavy = sorted(name for name in ("flask", "relay.web", "relay.store.sqlite", "relay.delivery") if name in sys.modules)
+print(",".join(heavy))
+"""
 
-    assert gunicorn_conf.wsgi_app == "relay.web:create_app()"
-    assert gunicorn_conf.worker_class == "gthread"
-    assert callable(gunicorn_conf.post_worker_init) and callable(gunicorn_conf.worker_exit)
+
+def test_packaged_gunicorn_settings_load_without_the_app_stack():
+    # A fresh interpreter: importing the config sets the metrics directory for its process.
+    env = {**os.environ, "RELAY_WORKERS": "3", "RELAY_THREADS": "4"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    done = subprocess.run([sys.executable, "-c", PROBE_CONF], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+
+
+def test_a_bad_setting_stops_the_start_naming_the_variable():
+    env = {**os.environ, "RELAY_WORKERS": "two"}
+    done = subprocess.run([sys.executable, "-c", "import relay.runtime.gunicorn_conf"], capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 2
+    assert "RELAY_WORKERS='two' is not valid: expected a whole number of at least 1" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.config import Settings
+from relay.settings import Settings
 from relay.web import create_app
 from tests.web.web_fakes import TEST_SECRET, FakeDispatcher, post_recorded
 

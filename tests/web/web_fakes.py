@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from urllib.parse import parse_qsl
 
 from relay.errors import MalformedBody, UnsupportedMediaType
+from relay.mapping.inbound import IdempotencyKey
 from relay.mapping.httpfile import parse_http_file
 from relay.mapping.model import (Drop, HmacAuth, InboundRequest, InboundSettings, Refusal,
                                  TrackdriveCall)
@@ -45,6 +46,12 @@ class FakeSource:
     parse_error: Exception | None = None
     map_error: Exception | None = None
     parsed: list[InboundRequest] = field(default_factory=list)
+    split: Any = None
+    fetch: Any = None
+    idempotency: IdempotencyKey = field(default_factory=lambda: IdempotencyKey(header="Idempotency-Key"))
+
+    def split_leads(self, payload: Any) -> list[Any]:
+        return [payload]
 
     def parse(self, request: InboundRequest) -> dict[str, Any]:
         self.parsed.append(request)

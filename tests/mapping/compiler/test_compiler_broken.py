@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from relay.mapping import MappingInvalid, lint_paths, load_source
+from relay.intake.lint import lint_paths
+from relay.mapping import MappingInvalid, load_source
 
 import pytest
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from relay.mapping import MappingInvalid, lint_paths, load_directory, load_source
+from relay.intake.lint import lint_paths, load_directory
+from relay.mapping import MappingInvalid, load_source
 from relay.mapping.model import BasicAuth, HmacAuth, RateLimit, TokenAuth
 
 from compiler_helpers import compile_text, source_of

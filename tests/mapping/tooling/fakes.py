@@ -6,20 +6,31 @@ from pathlib import Path
 from typing import Any
 
 from relay.errors import MalformedBody
-from relay.mapping.model import Drop, InboundRequest, Refusal, TrackdriveCall
+from relay.mapping.model import Drop, InboundRequest, InboundSettings, Refusal, TrackdriveCall
 
 
 class FakeSource:
+    split = None
+    fetch = None
+    idempotency = None
+    inbound = InboundSettings()
+    version = "fake"
+
     def __init__(self, path: Path, env: dict[str, str] | None = None) -> None:
         self.path = path
         self.name = path.stem
         self.env = env
 
-    def map(self, request: InboundRequest) -> Any:
+    def parse(self, request: InboundRequest) -> Any:
         try:
-            payload = json.loads(request.body or b"{}")
+            return json.loads(request.body or b"{}")
         except ValueError:
-            raise MalformedBody("the body is not valid JSON", content_type=request.content_type)
+            raise MalformedBody("the body is not valid JSON", content_type=request.content_type) from None
+
+    def split_leads(self, payload: Any) -> list[Any]:
+        return [payload]
+
+    def map_payload(self, payload: Any) -> Any:
         if payload.get("explode"):
             raise RuntimeError("boom")
         if not payload.get("phone"):

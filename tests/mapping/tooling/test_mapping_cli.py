@@ -14,6 +14,7 @@ LEAD = b'{"phone": "+15125550147", "first_name": "Ana"}'
 @pytest.fixture
 def fake_compiler(monkeypatch):
     """Stand in for relay.mapping's compiler entry points."""
+    import relay.intake.lint
     import relay.mapping
 
     def lint_paths(paths, *, env=None):
@@ -27,7 +28,7 @@ def fake_compiler(monkeypatch):
         return problems
 
     monkeypatch.setattr(relay.mapping, "load_source", fakes.fake_loader, raising=False)
-    monkeypatch.setattr(relay.mapping, "lint_paths", lint_paths, raising=False)
+    monkeypatch.setattr(relay.intake.lint, "lint_paths", lint_paths)
 
 
 @pytest.fixture

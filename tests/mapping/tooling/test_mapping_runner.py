@@ -3,7 +3,7 @@ from textwrap import dedent
 
 import yaml
 
-from relay.mapping.testing import case_names, discover, is_subset, run_cases
+from relay.intake.testing import case_names, discover, is_subset, run_cases
 
 from .fakes import fake_loader
 

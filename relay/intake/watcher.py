@@ -15,16 +15,12 @@ import signal
 import threading
 from typing import Any, Iterable, Mapping
 
-from flask import Flask
-
+from relay.intake.registry import ReloadReport, SourceRegistry
 from relay.logs import register_secret
-from relay.web.registry import ReloadReport, Source, SourceRegistry
-from relay.web.state import relay_state
+from relay.mapping.source import Source
 
 log = logging.getLogger("relay.reload")
 
-EXTENSION = "relay.reload"
-POLL_ENV = "RELAY_MAPPINGS_POLL"  # seconds between looks at the directory; 0: only on SIGHUP
 POLL_INTERVAL_S = 1.0
 
 
@@ -147,35 +143,18 @@ def plans_of(source: Any) -> Iterable[Any]:
         yield route.plan
 
 
-def poll_interval(env: Mapping[str, str]) -> float:
-    try:
-        return max(0.0, float(env.get(POLL_ENV, POLL_INTERVAL_S)))
-    except ValueError:
-        log.warning("%s is not a number; looking for mapping changes every %gs", POLL_ENV, POLL_INTERVAL_S)
-        return POLL_INTERVAL_S
+def start_watching(registry: SourceRegistry, env: Mapping[str, str], *,
+                   interval_s: float = POLL_INTERVAL_S) -> MappingWatcher | None:
+    """Start one process's watcher (gunicorn: once per worker); None when there is no directory.
 
-
-def start_watching(app: Flask, *, interval_s: float | None = None) -> MappingWatcher | None:
-    """Start this process's watcher (gunicorn: once per worker); None when there is no directory."""
-    state = relay_state(app)
-    if state.registry.directory is None:
+    ``interval_s`` 0 watches nothing by itself: only SIGHUP reloads.
+    """
+    if registry.directory is None:
         return None
-    if interval_s is None:
-        interval_s = poll_interval(state.env)
-    watcher = app.extensions.get(EXTENSION)
-    if watcher is None:
-        watcher = app.extensions[EXTENSION] = MappingWatcher(state.registry, state.env,
-                                                             interval_s=interval_s)
+    watcher = MappingWatcher(registry, env, interval_s=interval_s)
     watcher.start()
-    log.info("watching %s for mapping changes", state.registry.directory,
-             extra={"event": "mapping_watch_started"})
+    log.info("watching %s for mapping changes", registry.directory, extra={"event": "mapping_watch_started"})
     return watcher
-
-
-def stop_watching(app: Flask) -> None:
-    watcher = app.extensions.get(EXTENSION)
-    if watcher is not None:
-        watcher.stop()
 
 
 def reload_on_sighup(watcher: MappingWatcher) -> None:

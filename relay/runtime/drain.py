@@ -14,25 +14,18 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from relay.web.state import RelayState
 
 log = logging.getLogger("relay.web")
 
-DRAIN_ENV = "RELAY_DRAIN_SECONDS"
-DEFAULT_DRAIN_S = 5.0
-
 ExitHandler = Callable[[int, Any], None]
 
 
-def drain_seconds(env: Mapping[str, str], graceful_timeout_s: float | None = None) -> float:
+def drain_seconds(configured_s: float, graceful_timeout_s: float | None = None) -> float:
     """The drain window: RELAY_DRAIN_SECONDS, kept a second short of the graceful timeout."""
-    try:
-        seconds = max(0.0, float(env.get(DRAIN_ENV, DEFAULT_DRAIN_S)))
-    except ValueError:
-        log.warning("%s is not a number; draining for %gs", DRAIN_ENV, DEFAULT_DRAIN_S)
-        seconds = DEFAULT_DRAIN_S
+    seconds = max(0.0, configured_s)
     if graceful_timeout_s is not None and seconds > graceful_timeout_s - 1:
         # Past the graceful timeout the master kills the worker with requests in flight.
         seconds = max(0.0, graceful_timeout_s - 1)
@@ -68,7 +61,7 @@ class Drain:
 
 def install(worker: Any, state: RelayState) -> Drain:
     """Replace the worker's SIGTERM handler (run from post_worker_init, in the main thread)."""
-    seconds = drain_seconds(state.env, float(worker.cfg.graceful_timeout))
+    seconds = drain_seconds(state.settings.drain_s, float(worker.cfg.graceful_timeout))
     drain = Drain(state, worker.handle_exit, seconds)
     signal.signal(signal.SIGTERM, drain.on_sigterm)
     signal.siginterrupt(signal.SIGTERM, False)

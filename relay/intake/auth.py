@@ -13,7 +13,7 @@ from typing import Iterable, Mapping, Sequence
 
 from relay.errors import Forbidden, Unauthorized
 from relay.mapping.model import BasicAuth, HmacAuth, InboundSettings, TokenAuth
-from relay.web.addresses import address_in
+from relay.intake.addresses import address_in
 
 DIGESTS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
 META_MODE, META_TOKEN, META_CHALLENGE = "hub.mode", "hub.verify_token", "hub.challenge"
@@ -21,7 +21,7 @@ META_MODE, META_TOKEN, META_CHALLENGE = "hub.mode", "hub.verify_token", "hub.cha
 
 def secret_values(env: Mapping[str, str], names: Iterable[str]) -> list[bytes]:
     # An unset or empty secret matches nothing; the 503 for it is raised before auth.
-    return [env[name].encode("utf-8") for name in names if env.get(name)]
+    return [env[name].encode("utf-8") for name in names if (env.get(name) or "").strip()]
 
 
 def matches_any(given: bytes, expected: Sequence[bytes]) -> bool:

@@ -8,30 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Mapping, Sequence
 
-from relay.mapping.model import InboundRequest, InboundSettings, MapOutcome, Problem
-
-TEST_SUFFIX = ".test.yaml"
-
-# (st_mtime_ns, st_size, st_ino) of a mapping file after its symlinks are resolved
-FileStamp = tuple[int, int, int]
-
-
-class Source(Protocol):
-    """What the web layer needs from a loaded mapping (see relay.mapping)."""
-
-    name: str
-    version: str
-    inbound: InboundSettings
-
-    def parse(self, request: InboundRequest) -> dict[str, Any]: ...
-
-    def map_payload(self, payload: dict[str, Any]) -> MapOutcome: ...
-
-    def idempotency_key(self, payload: dict[str, Any], headers: Mapping[str, str]) -> str | None: ...
-
-    def missing_env(self, env: Mapping[str, str]) -> list[str]: ...
+from relay.intake.files import FileStamp, MappingFile, scan, source_name
+from relay.mapping.lint import compile_file
+from relay.mapping.model import Problem
+from relay.mapping.source import Source
 
 
 @dataclass(frozen=True)
@@ -117,7 +99,7 @@ class SourceRegistry:
 
     def problems_for(self, name: str) -> list[Problem]:
         """Problems in ``<name>.yaml``: a source that failed to load, or whose latest edit did not."""
-        return [problem for problem in self.problems if Path(problem.file).name == f"{name}.yaml"]
+        return [problem for problem in self.problems if source_name(Path(problem.file)) == name]
 
     def is_stale(self, name: str) -> bool:
         """True when ``<name>.yaml`` on disk is broken and an older version still serves."""
@@ -130,7 +112,10 @@ class SourceRegistry:
         """A cheap summary of the mapping directory: it changes whenever a reload would."""
         if self.directory is None:
             return ()
-        return tuple(sorted((directory_stamps(self.directory) or {}).items()))
+        listed = scan(self.directory)
+        if listed is None:
+            return ()
+        return tuple(sorted((item.name, item.stamp) for item in listed[0]))
 
     def reload(self, *, force: bool = False) -> ReloadReport:
         """Recompile the files whose stamp changed (every file with ``force``), then swap
@@ -140,21 +125,23 @@ class SourceRegistry:
         """
         if self.directory is None:
             return ReloadReport()
-        stamps = directory_stamps(self.directory)
-        if stamps is None:
+        listed = scan(self.directory)
+        if listed is None:
             # An unreadable directory is more likely a hiccup than an order to drop every source.
             return ReloadReport()
+        mapping_files, listing_problems = listed
         old = self._snapshot
         files: dict[str, LoadedFile] = {}
         added: list[str] = []
         updated: list[str] = []
         broken: list[str] = []
-        for name, stamp in sorted(stamps.items()):
+        for item in mapping_files:
+            name = item.name
             before = old.files.get(name)
-            if before is not None and before.stamp == stamp and not force:
+            if before is not None and before.stamp == item.stamp and not force:
                 files[name] = before
                 continue
-            files[name] = compile_loaded(self.directory / f"{name}.yaml", stamp, before)
+            files[name] = compile_loaded(item, before)
             if files[name].broken:
                 broken.append(name)
             elif before is None or before.source is None:
@@ -162,38 +149,14 @@ class SourceRegistry:
             else:
                 updated.append(name)
         removed = tuple(sorted(set(old.files) - set(files)))
-        self._snapshot = Snapshot(files=files)
+        self._snapshot = Snapshot(files=files, extra_problems=tuple(listing_problems))
         return ReloadReport(tuple(added), tuple(updated), removed, tuple(broken))
 
 
-def compile_loaded(path: Path, stamp: FileStamp, before: LoadedFile | None) -> LoadedFile:
+def compile_loaded(item: MappingFile, before: LoadedFile | None) -> LoadedFile:
     """The file compiled afresh; on errors the previous source (if any) is kept serving."""
-    from relay.mapping.lint import compile_file
-
-    source, problems = compile_file(path, env=None)
+    source, problems = compile_file(item.path, env=None)
     if source is not None:
-        return LoadedFile(stamp, source, tuple(problems))
+        return LoadedFile(item.stamp, source, tuple(problems))
     kept = before.source if before is not None else None
-    return LoadedFile(stamp, kept, tuple(problems), broken=True)
-
-
-def directory_stamps(directory: Path) -> dict[str, FileStamp] | None:
-    """Source name -> stamp of its file, symlinks resolved (editors' rename-saves, ConfigMap
-    swaps); None when the directory cannot be listed."""
-    stamps: dict[str, FileStamp] = {}
-    try:
-        entries = sorted(directory.iterdir())
-    except OSError:
-        return None
-    for path in entries:
-        name = path.name
-        if not name.endswith(".yaml") or name.endswith(TEST_SUFFIX) or name.startswith("."):
-            continue
-        try:
-            info = path.stat()  # follows symlinks
-        except OSError:
-            continue  # a dangling link or a file removed meanwhile: no source
-        if not path.is_file():
-            continue
-        stamps[name[:-len(".yaml")]] = (info.st_mtime_ns, info.st_size, info.st_ino)
-    return stamps
+    return LoadedFile(item.stamp, kept, tuple(problems), broken=True)

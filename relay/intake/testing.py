@@ -29,20 +29,22 @@ from urllib.parse import urlencode
 import yaml
 
 from relay.errors import RelayError
+from relay.intake.pipeline import Deferred, Draft, LeadOutcome, evaluate
 from relay.mapping.httpfile import HttpFileError, guess_content_type, parse_http_file
 from relay.mapping.model import Drop, InboundRequest, Refusal, TrackdriveCall
 
 TEST_SUFFIX = ".test.yaml"
-EXPECT_KINDS = ("call", "call_subset", "refusal", "drop", "error")
+EXPECT_KINDS = ("call", "call_subset", "refusal", "drop", "error", "fetch", "leads")
 REQUEST_KEYS = ("file", "method", "content_type", "body", "body_file", "query", "headers")
 CASE_KEYS = ("name", "request", "env", "expect")
 FILE_KEYS = ("mapping", "env", "cases")
 
 # Which outcome each expectation kind is about.
 OUTCOME_OF_KIND = {"call": "call", "call_subset": "call", "refusal": "refusal", "drop": "drop",
-                   "error": "error"}
+                   "error": "error", "fetch": "fetch", "leads": "leads"}
 # What --update writes when the outcome changed kind: the fields that identify it.
-DEFAULT_EXPECT = {"refusal": ("field", "rule"), "drop": ("reason",), "error": ("code",)}
+DEFAULT_EXPECT = {"refusal": ("field", "rule"), "drop": ("reason",), "error": ("code",), "fetch": ("stage",),
+                  "leads": ("leads",)}
 
 Loader = Callable[..., Any]  # load_source(path, *, env=None) -> Source
 
@@ -59,24 +61,40 @@ class Outcome:
 
 
 def outcome_of(source: Any, request: InboundRequest) -> Outcome:
-    """Map one request; every result, including a raised error, comes back as a value."""
+    """What the relay's intake makes of one request, as a value (the same code the hook runs).
+
+    A request that becomes one lead gives that lead's outcome; a source that splits gives
+    ``leads``, one outcome per lead. A defect in the mapping code is a ``crash``, which never
+    matches an expectation.
+    """
     try:
-        result = source.map(request)
+        evaluation = evaluate(source, request)
     except RelayError as exc:
         return Outcome("error", _plain(exc.to_dict()["error"]))
-    except Exception as exc:  # a defect in the mapping code: shown, and never matches an expectation
+    except Exception as exc:
         return Outcome("crash", {"type": type(exc).__name__, "message": str(exc)})
-    return outcome_of_result(result)
+    outcomes = [_draft_outcome(draft) for draft in evaluation.drafts]
+    if not evaluation.split and len(outcomes) == 1:
+        return outcomes[0]
+    return Outcome("leads", {"leads": [outcome.to_dict() for outcome in outcomes]})
 
 
-def outcome_of_result(result: TrackdriveCall | Refusal | Drop) -> Outcome:
+def _draft_outcome(draft: Draft) -> Outcome:
+    if draft.crash is not None:
+        return Outcome("crash", {"type": type(draft.crash).__name__, "message": str(draft.crash)})
+    return outcome_of_result(draft.outcome)
+
+
+def outcome_of_result(result: LeadOutcome) -> Outcome:
     if isinstance(result, TrackdriveCall):
-        return Outcome("call", _plain(result.masked()))
+        return Outcome("call", _plain(result.to_dict()))
     if isinstance(result, Refusal):
         return Outcome("refusal", _plain(dataclasses.asdict(result)))
     if isinstance(result, Drop):
         return Outcome("drop", _plain(dataclasses.asdict(result)))
-    return Outcome("crash", {"type": type(result).__name__, "message": "map() returned an unknown value"})
+    if isinstance(result, Deferred):
+        return Outcome("fetch", _plain(result.to_dict()))
+    return Outcome("crash", {"type": type(result).__name__, "message": "an unknown outcome"})
 
 
 def _plain(value: Any) -> Any:
@@ -235,7 +253,23 @@ def _matches(kind: str, expected: Any, outcome: Outcome) -> bool:
         return False
     if kind == "call":
         return _plain(expected) == outcome.detail
+    if kind == "leads":
+        return _leads_match(expected, outcome.detail.get("leads") or [])
     return is_subset(_plain(expected), outcome.detail)
+
+
+def _leads_match(expected: Any, actual: list[dict[str, Any]]) -> bool:
+    """``leads:`` lists one single-kind expectation per lead, in order (call, call_subset, refusal...)."""
+    if not isinstance(expected, list) or len(expected) != len(actual):
+        return False
+    for wanted, got in zip(expected, actual):
+        if not isinstance(wanted, dict) or len(wanted) != 1 or next(iter(wanted)) not in OUTCOME_OF_KIND:
+            return False
+        kind, detail = next(iter(wanted.items()))
+        outcome = Outcome(str(got.get("outcome")), got.get(str(got.get("outcome"))) or {})
+        if kind == "leads" or not _matches(kind, detail, outcome):
+            return False
+    return True
 
 
 def is_subset(expected: Any, actual: Any) -> bool:
@@ -272,6 +306,8 @@ def _pretty(value: Any) -> list[str]:
 
 
 def _updated_expect(kind: str, expected: Any, outcome: Outcome) -> dict[str, Any]:
+    if outcome.kind == "leads":
+        return {"leads": [{item["outcome"]: item[item["outcome"]]} for item in outcome.detail["leads"]]}
     if OUTCOME_OF_KIND[kind] == outcome.kind:
         if kind == "call":
             return {"call": outcome.detail}

@@ -12,18 +12,13 @@ load balancer each admit their own share.
 """
 from __future__ import annotations
 
-import logging
 import math
 import threading
 import time
-from typing import Callable, Mapping
+from typing import Callable
 
 from relay.errors import RateLimited
 from relay.mapping.model import RateLimit
-
-log = logging.getLogger("relay.web")
-
-DEFAULT_LIMIT_ENV = "RELAY_RATE_LIMIT"
 
 
 class TokenBucket:
@@ -45,16 +40,8 @@ class TokenBucket:
         return (1.0 - self.tokens) / self.limit.per_second
 
 
-def default_limit(env: Mapping[str, str]) -> RateLimit | None:
+def default_limit(per_second: float) -> RateLimit | None:
     """RELAY_RATE_LIMIT as a limit (burst: one second's worth), or None when off."""
-    raw = env.get(DEFAULT_LIMIT_ENV, "").strip()
-    if not raw:
-        return None
-    try:
-        per_second = float(raw)
-    except ValueError:
-        log.warning("%s=%r is not a number; no default inbound rate limit", DEFAULT_LIMIT_ENV, raw)
-        return None
     if per_second <= 0 or math.isnan(per_second):
         return None
     return RateLimit(per_second=per_second, burst=max(1, math.ceil(per_second)))
@@ -74,10 +61,6 @@ class RateLimiter:
         self._lock = threading.Lock()
         self.default = default
         self.workers = max(1, workers)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "RateLimiter":
-        return cls(default=default_limit(env))
 
     def share_between(self, workers: int) -> None:
         """Split every limit between ``workers`` processes of one instance."""

@@ -1,0 +1,34 @@
+"""What each gunicorn worker starts beside its app, and stops before it exits."""
+from __future__ import annotations
+
+from typing import Any
+
+from relay.intake.watcher import MappingWatcher, reload_on_sighup, start_watching
+from relay.runtime import drain
+from relay.runtime.delivery import start_delivery, stop_delivery
+from relay.web.state import relay_state
+
+WATCHER_EXTENSION = "relay.watcher"
+
+
+def start_worker(worker: Any) -> None:
+    """Dispatcher, mapping watcher with SIGHUP reload, and the SIGTERM drain (main thread only)."""
+    app = worker.wsgi
+    state = relay_state(app)
+    start_delivery(app)
+    state.limiter.share_between(worker.cfg.workers)
+    watcher = start_watching(state.registry, state.settings.env, interval_s=state.settings.mappings_poll_s)
+    if watcher is not None:
+        app.extensions[WATCHER_EXTENSION] = watcher
+        reload_on_sighup(watcher)
+    drain.install(worker, state)
+
+
+def stop_worker(worker: Any, timeout_s: float) -> None:
+    app = getattr(worker, "wsgi", None)
+    if app is None or not hasattr(app, "extensions"):
+        return
+    watcher: MappingWatcher | None = app.extensions.get(WATCHER_EXTENSION)
+    if watcher is not None:
+        watcher.stop()
+    stop_delivery(app, timeout_s=timeout_s)
