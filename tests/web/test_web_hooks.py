@@ -223,13 +223,18 @@ def test_repeat_by_idempotency_key_header(make_app, store):
     assert len(store.list()) == 1
 
 
-def test_repeat_of_a_refusal_is_422_again(make_app):
+def test_a_refusal_takes_no_dedupe_key_so_the_corrected_resend_is_accepted(make_app, store):
     client = make_app(deduping()).test_client()
     first = client.post("/hooks/dedupe", json={"event_id": "evt-2"})
     repeat = client.post("/hooks/dedupe", json={"event_id": "evt-2"})
-    assert repeat.status_code == 422
-    assert repeat.get_json()["lead_id"] == first.get_json()["lead_id"]
-    assert repeat.get_json()["duplicate"] is True
+    assert first.status_code == repeat.status_code == 422
+    assert repeat.get_json()["lead_id"] != first.get_json()["lead_id"]
+    assert "duplicate" not in repeat.get_json()
+    corrected = client.post("/hooks/dedupe", json={"phone": "1", "event_id": "evt-2"})
+    assert corrected.status_code == 202 and "duplicate" not in corrected.get_json()
+    again = client.post("/hooks/dedupe", json={"phone": "1", "event_id": "evt-2"})
+    assert again.get_json() == {**corrected.get_json(), "duplicate": True}
+    assert len(store.list()) == 3
 
 
 def test_without_a_window_nothing_is_deduped(client, store):
