@@ -4,7 +4,7 @@ The same tables as ``relay.store.migrations`` (SQLite), spelled for PostgreSQL:
 times are DOUBLE PRECISION (PostgreSQL's REAL is single precision and would
 round epoch seconds), bodies BYTEA, the attempt sequence an identity column.
 Each entry is applied once, in order, inside the migrating transaction, and
-recorded in ``schema_migrations``. Never edit an applied entry: append a new one.
+recorded in ``schema_migrations`` (``SqlStore.migrate``). Never edit an applied entry: append a new one.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from relay.errors import StoreUnavailable
 from relay.mapping.model import TrackdriveCall
 from relay.sandbox import sandbox_state
 from relay.sandbox.server import RunningSandbox
-from relay.store.base import Lead, Settlement, Store
+from relay.store.base import PENDING_STATUSES, Lead, Settlement, Store
 
 TOKEN_ENV = "TD_TOKEN_TEST"
 TOKEN = "tok_delivery_secret_123"
@@ -55,7 +55,7 @@ class FakeStore(Store):
             self.rows[lead.id] = lead
 
     def _claimable(self, lead: Lead, now: float) -> bool:
-        return (lead.status in ("queued", "retry")
+        return (lead.status in PENDING_STATUSES
                 and (lead.next_attempt_at is None or lead.next_attempt_at <= now)
                 and (lead.lease_until is None or lead.lease_until <= now))
 

@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from relay.errors import StoreUnavailable
 from relay.store import new_lead_id, open_store
 from relay.store.base import Lead, PendingStats, Received, Settlement, Store
+from relay.store.rows import new_lead_row
+from relay.store.sql import SqlStore
 
 if TYPE_CHECKING:
     from tests.store.conftest import Backend
@@ -469,3 +472,231 @@ def test_only_a_queued_lead_is_stored_leased(store: Store) -> None:
     lead = insert(store, status="rejected", call=None, error={"code": "lead_refused"},
                   lease_owner="w1", lease_until=T0 + 60)
     assert (lead.lease_owner, lead.lease_until) == (None, None)
+
+
+# --- batches: one request, several leads ---
+
+def _batch(store: Store, *items: Received) -> list[Lead]:
+    results = store.insert_batch(items)
+    assert all(created for _, created in results)
+    return [lead for lead, _ in results]
+
+
+def test_a_batch_is_stored_in_order_and_shares_the_first_leads_id(store: Store) -> None:
+    leads = _batch(store, *(received(request_id=f"r{i}", batch_index=i, batch_size=3)
+                            for i in range(3)))
+    assert [lead.request_id for lead in leads] == ["r0", "r1", "r2"]
+    assert len({lead.id for lead in leads}) == 3
+    assert {lead.batch_id for lead in leads} == {leads[0].id}
+    assert [(lead.batch_index, lead.batch_size) for lead in leads] == [(0, 3), (1, 3), (2, 3)]
+    assert [store.get(lead.id) for lead in leads] == leads
+    assert {lead.id for lead in store.list(batch_id=leads[0].id)} == {lead.id for lead in leads}
+    assert store.list(batch_id="elsewhere") == []
+
+
+def test_a_given_batch_id_is_kept_and_a_lone_lead_is_its_own_batch(store: Store) -> None:
+    [given] = _batch(store, received(batch_id="B-1"))
+    alone = insert(store)
+    assert given.batch_id == "B-1"
+    assert (alone.batch_id, alone.batch_index, alone.batch_size, alone.fetched) == (
+        alone.id, 0, 1, None)
+    assert store.insert_batch([]) == []
+
+
+def test_a_batch_is_written_whole_or_not_at_all(store: Store) -> None:
+    broken = received(source=None)  # refused by the leads.source NOT NULL column
+    with pytest.raises(StoreUnavailable):
+        store.insert_batch([received(), broken, received()])
+    assert store.list() == []
+
+
+def test_a_repeat_inside_one_batch_is_a_duplicate_of_the_accepted_first(store: Store) -> None:
+    [(first, created), (again, repeated)] = store.insert_batch(
+        [received(dedupe_key="evt-1", dedupe_window_s=600),
+         received(dedupe_key="evt-1", dedupe_window_s=600, request_id="req-2")])
+    assert created and not repeated and again == first
+    assert [lead.id for lead in store.list()] == [first.id]
+
+
+def test_a_refused_first_in_a_batch_leaves_the_key_to_the_next(store: Store) -> None:
+    refused, accepted = _batch(
+        store, received(status="rejected", call=None, error={"code": "x"},
+                        dedupe_key="evt-1", dedupe_window_s=600),
+        received(dedupe_key="evt-1", dedupe_window_s=600))
+    assert refused.id != accepted.id
+    assert store.dedupe_holder("acme", "evt-1", T0) == accepted.id
+
+
+# --- dedupe: only an accepted lead takes the key ---
+
+@pytest.mark.parametrize("status", ["rejected", "dropped"])
+def test_a_refused_or_dropped_lead_is_stored_without_taking_the_key(store: Store,
+                                                                    status: str) -> None:
+    refused = insert(store, status=status, call=None, error={"code": "x"},
+                     dedupe_key="evt-1", dedupe_window_s=600)
+    assert store.get(refused.id) == refused
+    assert store.dedupe_holder("acme", "evt-1", T0) is None
+
+
+def test_the_corrected_resend_of_a_refused_request_is_accepted(store: Store) -> None:
+    insert(store, status="rejected", call=None, error={"code": "lead_refused"},
+           dedupe_key="evt-1", dedupe_window_s=600)
+    corrected = insert(store, received_at=T0 + 5, dedupe_key="evt-1", dedupe_window_s=600)
+    assert corrected.status == "queued"
+    again, created = store.insert(received(received_at=T0 + 10, dedupe_key="evt-1",
+                                           dedupe_window_s=600))
+    assert not created and again.id == corrected.id
+
+
+def test_a_live_key_makes_any_repeat_a_duplicate_whatever_its_status(store: Store) -> None:
+    first = insert(store, status="fetching", call=None, dedupe_key="evt-1", dedupe_window_s=600)
+    assert store.dedupe_holder("acme", "evt-1", T0 + 1) == first.id
+    again, created = store.insert(received(received_at=T0 + 1, status="rejected", call=None,
+                                           dedupe_key="evt-1", dedupe_window_s=600))
+    assert not created and again == first
+    assert len(store.list()) == 1
+
+
+def test_dedupe_holder_names_only_a_live_key(store: Store) -> None:
+    lead = insert(store, dedupe_key="evt-1", dedupe_window_s=600)
+    assert store.dedupe_holder("acme", "evt-1", T0 + 599) == lead.id
+    assert store.dedupe_holder("acme", "evt-1", T0 + 600) is None
+    assert store.dedupe_holder("globex", "evt-1", T0) is None
+
+
+# --- fetching: stored raw, fetched and mapped by the worker ---
+
+def _fetching(store: Store, **overrides: Any) -> Lead:
+    return insert(store, **{"status": "fetching", "call": None, **overrides})
+
+
+def test_a_fetching_lead_is_claimed_and_counted_as_pending(store: Store) -> None:
+    lead = _fetching(store)
+    assert store.pending_stats(T0) == PendingStats(pending=1, oldest_received_at=T0, dead=0)
+    [claimed] = store.claim_due("w1", 10, 60, T0)
+    assert (claimed.id, claimed.status, claimed.lease_owner) == (lead.id, "fetching", "w1")
+    assert store.claim(lead.id, "w2", 60, T0 + 1) is None
+    assert store.release(lead.id, "w1")
+    assert store.claim(lead.id, "w2", 60, T0 + 1) is not None
+
+
+def test_a_fetching_lead_may_be_stored_leased(store: Store) -> None:
+    lead = _fetching(store, lease_owner="w1", lease_until=T0 + 60)
+    assert (lead.lease_owner, lead.lease_until) == ("w1", T0 + 60)
+    assert store.claim_due("w2", 10, 60, T0 + 1) == []
+
+
+def test_a_fetch_to_retry_stays_fetching_and_a_dead_one_dies(store: Store) -> None:
+    lead = _fetching(store)
+    store.claim(lead.id, "w1", 60, T0)
+    assert store.settle(lead.id, "w1", retry_at(T0 + 1, T0 + 30, reason="fetch_timeout"))
+    after = store.get(lead.id)
+    assert after is not None
+    assert (after.status, after.attempts, after.next_attempt_at) == ("fetching", 1, T0 + 30)
+    assert store.claim_due("w1", 10, 60, T0 + 29) == []
+    [again] = store.claim_due("w1", 10, 60, T0 + 30)
+    assert store.settle(again.id, "w1", Settlement("dead", at=T0 + 31, reason="fetch_failed"))
+    assert store.get(lead.id).status == "dead"  # type: ignore[union-attr]
+    assert [a.result for a in store.attempts(lead.id)] == ["retry", "dead"]
+
+
+def test_resolve_to_queued_keeps_the_lease_for_the_same_worker(store: Store) -> None:
+    lead = _fetching(store)
+    store.claim(lead.id, "w1", 60, T0)
+    fetched = {"lead": {"phone": "5555550100", "name": "Ann"}}
+    assert store.resolve(lead.id, "w1", status="queued", call=CALL, error=None,
+                         fetched=fetched, mapping_version="v2", now=T0 + 2)
+    after = store.get(lead.id)
+    assert after is not None
+    assert (after.status, after.call, after.fetched, after.mapping_version) == (
+        "queued", CALL, fetched, "v2")
+    assert (after.lease_owner, after.lease_until, after.next_attempt_at) == ("w1", T0 + 60, T0 + 2)
+    assert store.claim_due("w2", 10, 60, T0 + 3) == []
+    assert store.settle(lead.id, "w1", Settlement("delivered", at=T0 + 4))
+
+
+def test_resolve_needs_the_lease_on_a_fetching_lead(store: Store) -> None:
+    lead = _fetching(store)
+    store.claim(lead.id, "w1", 60, T0)
+    kwargs: dict[str, Any] = dict(status="queued", call=CALL, error=None, fetched={},
+                                  mapping_version="v2", now=T0 + 1)
+    assert not store.resolve(lead.id, "w2", **kwargs)
+    assert not store.resolve(new_lead_id(), "w1", **kwargs)
+    assert store.resolve(lead.id, "w1", **kwargs)
+    assert not store.resolve(lead.id, "w1", **kwargs)  # queued now, no longer fetching
+    queued = insert(store)
+    store.claim(queued.id, "w1", 60, T0)
+    assert not store.resolve(queued.id, "w1", **kwargs)
+    with pytest.raises(ValueError):
+        store.resolve(lead.id, "w1", **{**kwargs, "call": None})
+
+
+@pytest.mark.parametrize("status", ["rejected", "dropped"])
+def test_resolve_to_refused_lets_go_and_releases_the_key(store: Store, status: str) -> None:
+    lead = _fetching(store, dedupe_key="evt-1", dedupe_window_s=600)
+    store.claim(lead.id, "w1", 60, T0)
+    error = {"code": "lead_refused", "field": "caller_id"}
+    assert store.resolve(lead.id, "w1", status=status, call=None, error=error,
+                         fetched={"lead": {}}, mapping_version="v2", now=T0 + 1)
+    after = store.get(lead.id)
+    assert after is not None
+    assert (after.status, after.error, after.fetched) == (status, error, {"lead": {}})
+    assert (after.lease_owner, after.lease_until) == (None, None)
+    assert store.dedupe_holder("acme", "evt-1", T0 + 2) is None
+    resent = insert(store, received_at=T0 + 2, status="fetching", call=None,
+                    dedupe_key="evt-1", dedupe_window_s=600)
+    assert resent.id != lead.id
+    assert store.claim_due("w1", 10, 60, T0 + 2)[0].id == resent.id
+
+
+# --- remap (replay) and dedupe keys ---
+
+def test_remap_to_accepted_takes_the_key_and_to_refused_releases_it(store: Store) -> None:
+    lead = insert(store, status="rejected", call=None, error={"code": "x"},
+                  dedupe_key="evt-1", dedupe_window_s=600)
+    assert store.remap(lead.id, "queued", CALL, None, "v2", T0 + 100, dedupe_window_s=600)
+    assert store.dedupe_holder("acme", "evt-1", T0 + 699) == lead.id
+    assert store.dedupe_holder("acme", "evt-1", T0 + 700) is None
+    assert store.remap(lead.id, "dropped", None, {"reason": "test"}, "v3", T0 + 101)
+    assert store.dedupe_holder("acme", "evt-1", T0 + 102) is None
+
+
+def test_remap_without_a_window_takes_no_key(store: Store) -> None:
+    lead = insert(store, status="rejected", call=None, error={"code": "x"}, dedupe_key="evt-1")
+    assert store.remap(lead.id, "queued", CALL, None, "v2", T0 + 1)
+    assert store.dedupe_holder("acme", "evt-1", T0 + 2) is None
+
+
+def test_remap_to_fetching_makes_the_lead_due_for_the_worker(store: Store) -> None:
+    lead = _dead(store, dedupe_key="evt-1", dedupe_window_s=600)
+    assert store.remap(lead.id, "fetching", None, None, "v2", T0 + 50, dedupe_window_s=600)
+    [claimed] = store.claim_due("w1", 10, 60, T0 + 50)
+    assert (claimed.id, claimed.status, claimed.attempts) == (lead.id, "fetching", 0)
+    assert store.dedupe_holder("acme", "evt-1", T0 + 60) == lead.id
+    with pytest.raises(ValueError):
+        store.remap(lead.id, "delivered", None, None, "v2", T0 + 51)
+
+
+# --- migration 2 on a database made before it ---
+
+def test_migration_2_makes_each_existing_lead_a_batch_of_one(backend: Backend) -> None:
+    store = open_store(backend.url, migrate=False)
+    assert isinstance(store, SqlStore)
+    store.migrations = store.migrations[:1]  # the database as migration 1 left it
+    store.migrate()
+    old = new_lead_row(new_lead_id(T0), received())
+    columns = [name for name in old if name not in ("batch_id", "batch_index", "batch_size",
+                                                    "fetched_json")]
+    store._write(lambda tx: tx.run(
+        f"INSERT INTO leads ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})",
+        {name: old[name] for name in columns}))
+    del store.migrations  # back to every migration
+    store.migrate()
+    assert store.schema_version() == 2
+    lead = store.get(old["id"])
+    assert lead is not None
+    assert (lead.batch_id, lead.batch_index, lead.batch_size, lead.fetched) == (
+        old["id"], 0, 1, None)
+    assert store.list(batch_id=old["id"]) == [lead]
+    assert insert(store).batch_size == 1
+    store.close()

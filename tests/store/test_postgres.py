@@ -12,6 +12,7 @@ from psycopg import sql
 
 from relay.errors import StoreUnavailable
 from relay.store import open_store
+from relay.store.base import PENDING_STATUSES
 from relay.store.pg_migrations import MIGRATIONS
 from relay.store.postgres import PostgresLocation, PostgresStore
 from tests.support import postgres
@@ -86,6 +87,15 @@ def test_migrate_creates_the_schema_and_records_each_version_once(schema: str) -
     assert {"leads", "attempts", "dedupe_keys", "heartbeat", "schema_migrations"} <= _tables(schema)
     assert store.schema_version() == LATEST  # type: ignore[attr-defined]
     store.close()
+
+
+def test_the_claim_index_covers_every_pending_status(schema: str) -> None:
+    open_store(postgres.schema_url(schema)).close()
+    with psycopg.connect(postgres.SERVER_URL, autocommit=True) as conn:
+        [definition] = [row[0] for row in conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND indexname = 'leads_claimable'",
+            (schema,))]
+    assert all(f"'{status}'" in definition for status in PENDING_STATUSES)
 
 
 def _migrate_in_process(url: str, barrier: Any, results: Any) -> None:
