@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from relay.settings import Settings, SettingsError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_without_any_variable() -> None:
@@ -56,8 +59,8 @@ def test_a_blank_secret_counts_as_unset() -> None:
 
 
 def test_no_module_but_settings_reads_the_environment() -> None:
-    found = subprocess.run(["grep", "-rln", "-e", "os.environ", "-e", "getenv", "relay"], capture_output=True,
-                           text=True).stdout.split()
+    found = subprocess.run(["grep", "-rln", "--include=*.py", "-e", "os.environ", "-e", "getenv", "relay"],
+                           capture_output=True, text=True, cwd=ROOT).stdout.split()
     # The gunicorn config hands the metrics directory to prometheus_client through the environment.
     assert sorted(found) == ["relay/runtime/gunicorn_conf.py", "relay/settings.py"]
 

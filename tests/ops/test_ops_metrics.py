@@ -127,11 +127,10 @@ def test_ack_buckets_resolve_milliseconds():
     assert metrics.ACK_BUCKETS[0] <= 0.001 and 0.005 in metrics.ACK_BUCKETS
 
 
-def test_a_new_run_starts_from_an_empty_metrics_dir(tmp_path, monkeypatch):
+def test_a_new_run_starts_from_an_empty_metrics_dir(tmp_path):
     directory = tmp_path / "prometheus"
-    monkeypatch.setenv(metrics.MULTIPROC_ENV, str(directory))
-    metrics.wipe_multiprocess_dir()  # creates it when missing
+    metrics.wipe_multiprocess_dir(str(directory))  # creates it when missing
     (directory / "counter_123.db").write_bytes(b"stale")
     (directory / "notes.txt").write_text("not ours")
-    metrics.wipe_multiprocess_dir()
+    metrics.wipe_multiprocess_dir(str(directory))
     assert sorted(p.name for p in directory.iterdir()) == ["notes.txt"]

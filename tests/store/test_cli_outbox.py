@@ -16,7 +16,7 @@ import pytest
 import relay.cli.outbox as outbox_cli
 from relay.cli import main
 from relay.errors import MalformedBody
-from relay.mapping.model import Drop, InboundRequest, Refusal, TrackdriveCall
+from relay.mapping.model import InboundSettings, Drop, InboundRequest, Refusal, TrackdriveCall
 from relay.store import open_store
 from relay.store.base import Lead, Received, Settlement, Store
 
@@ -190,11 +190,23 @@ class FakeSource:
     """Maps by the body's ``kind``: call, refuse, drop or broken."""
 
     version: str = "v2"
+    name: str = "acme"
+    split: Any = None
+    fetch: Any = None
+    idempotency: Any = None
+    inbound: InboundSettings = InboundSettings()
 
-    def map(self, request: InboundRequest) -> Any:
+    def parse(self, request: InboundRequest) -> Any:
         kind = json.loads(request.body or b"{}").get("kind", "call")
         if kind == "broken":
             raise MalformedBody("the body is not JSON")
+        return {"kind": kind}
+
+    def split_leads(self, payload: Any) -> list[Any]:
+        return [payload]
+
+    def map_payload(self, payload: Any) -> Any:
+        kind = payload["kind"]
         if kind == "refuse":
             return Refusal("acme", "caller_id", "phone", "caller_id is not a phone", ("$.phone",))
         if kind == "drop":
@@ -226,7 +238,7 @@ def test_replay_remaps_with_the_current_mapping(store: Store, url: str, fake_map
     assert after[still.id].status == "rejected"  # type: ignore[union-attr]
     assert after[still.id].error["rule"] == "phone"  # type: ignore[index,union-attr]
     assert after[dropped.id].status == "dropped"  # type: ignore[union-attr]
-    assert after[broken.id].error["code"] == "malformed_body"  # type: ignore[index,union-attr]
+    assert after[broken.id].error["rule"] == "malformed_body"  # type: ignore[index,union-attr]
 
 
 def test_replay_dry_run_changes_nothing(store: Store, url: str, fake_mappings: None,
