@@ -18,7 +18,7 @@ from flask import Blueprint, Request, Response, jsonify, request
 
 from relay import metrics as relay_metrics
 from relay.errors import BadRequest, NotFound, Unauthorized
-from relay.logs import mask_text
+from relay.pii import mask_text
 from relay.store.base import STATUSES, Lead, Settlement
 from relay.web.addresses import parse_address
 from relay.web.state import RelayState, relay_state

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from flask import Flask, Request, Response, g, request
 
 from relay import metrics
-from relay.logs import register_env_secrets, register_url_password
+from relay.pii import register_env_secrets, register_url_password
 from relay.web.addresses import client_address, forwarded_for
 from relay.web.answers import answer_of
 from relay.web.request_id import current_request_id
