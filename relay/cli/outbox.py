@@ -26,10 +26,13 @@ from relay.config import Settings
 from relay.errors import RelayError
 from relay.mapping.model import (ENV_REF, MASK, Drop, InboundRequest, Refusal, TrackdriveCall)
 from relay.store import open_store
-from relay.store.base import STATUSES, Lead, Store
+from relay.outcomes import LEAD_STATUSES, OUTCOMES
+from relay.store.base import Lead, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 REPLAYABLE = ("rejected", "dead")
+# The status a lead gets from mapping it again, by what the mapping returned.
+QUEUED, REJECTED, DROPPED = (str(OUTCOMES[name].lead_status) for name in ("queued", "rejected", "dropped"))
 ALL_ROWS = 1_000_000_000  # "no limit" for list()
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -49,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="outbox URL (default $RELAY_DATABASE_URL)")
 
     listing = commands.add_parser("list", parents=[common], help="newest leads first")
-    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--status", choices=LEAD_STATUSES)
     listing.add_argument("--source")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true", help="one JSON array")
@@ -84,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     purge = commands.add_parser("purge", parents=[common], help="delete old leads")
     purge.add_argument("--older-than", type=_duration, required=True, metavar="AGE",
                        help="e.g. 30d, 12h, 2w")
-    purge.add_argument("--status", action="append", choices=STATUSES,
+    purge.add_argument("--status", action="append", choices=LEAD_STATUSES,
                        help="repeatable; default delivered")
     purge.set_defaults(func=_runner(run_purge))
 
@@ -247,13 +250,13 @@ def remapped(source: Any, lead: Lead) -> tuple[str, dict[str, Any] | None, dict[
     try:
         outcome = source.map(request)
     except RelayError as exc:
-        return "rejected", None, exc.to_dict()["error"]
+        return REJECTED, None, exc.to_dict()["error"]
     if isinstance(outcome, TrackdriveCall):
-        return "queued", outcome.to_dict(), None
+        return QUEUED, outcome.to_dict(), None
     if isinstance(outcome, Refusal):
-        return "rejected", None, outcome.to_dict()
+        return REJECTED, None, outcome.to_dict()
     if isinstance(outcome, Drop):
-        return "dropped", None, outcome.to_dict()
+        return DROPPED, None, outcome.to_dict()
     raise TypeError(f"a mapping returned {type(outcome).__name__}")
 
 

@@ -19,7 +19,8 @@ from flask import Blueprint, Request, Response, jsonify, request
 from relay import metrics as relay_metrics
 from relay.errors import BadRequest, NotFound, Unauthorized
 from relay.pii import mask_text
-from relay.store.base import STATUSES, Lead, Settlement
+from relay.outcomes import LEAD_STATUSES
+from relay.store.base import Lead, Settlement
 from relay.web.addresses import parse_address
 from relay.web.state import RelayState, relay_state
 
@@ -89,8 +90,8 @@ def guard() -> None:
 @bp.get("/admin/outbox")
 def outbox_list() -> Response:
     status = request.args.get("status") or None
-    if status is not None and status not in STATUSES:
-        raise BadRequest(f"status must be one of {', '.join(STATUSES)}", field="status", rule="enum")
+    if status is not None and status not in LEAD_STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(LEAD_STATUSES)}", field="status", rule="enum")
     source = request.args.get("source") or None
     limit = parse_limit(request.args.get("limit"))
     leads = relay_state().store.list(status=status, source=source, limit=limit)

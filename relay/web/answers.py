@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Response, jsonify
 
+from relay import outcomes
 from relay.store.base import Lead
 
-PENDING = ("queued", "retry")
 # The body an answer was built from, kept on the response so the request log need not parse it back.
 ANSWER_ATTRIBUTE = "relay_answer"
 
@@ -28,11 +28,8 @@ def answer_of(response: Response) -> dict[str, Any] | None:
 def lead_answer(lead: Lead, *, duplicate: bool = False) -> Response:
     """The answer for a lead's current status (a repeat gets the first answer again)."""
     body: dict[str, Any] = {"lead_id": lead.id, "status": lead.status, "source": lead.source}
-    status = 200
-    if lead.status in PENDING:
-        status = 202
-    elif lead.status == "rejected":
-        status = 422
+    status = outcomes.answer_status(lead.status)
+    if lead.status == "rejected":
         body["error"] = dict(lead.error or {"code": "lead_refused", "message": "lead refused"})
     elif lead.status == "dropped":
         body["reason"] = (lead.error or {}).get("reason", "")
