@@ -29,9 +29,9 @@ import threading
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
-__all__ = ["PERSONAL_KEY", "is_personal_key", "mask_body", "mask_email", "mask_personal", "mask_phone",
-           "mask_text", "mask_value", "register_env_secrets", "register_secret", "register_secrets",
-           "register_url_password"]
+__all__ = ["PERSONAL_KEY", "SECRET_MASK", "is_personal_key", "mask_body", "mask_email", "mask_personal",
+           "mask_phone", "mask_secrets", "mask_text", "mask_value", "register_env_secrets", "register_secret",
+           "register_secrets", "register_url_password"]
 
 SECRET_MASK = "[secret]"
 
@@ -140,11 +140,17 @@ def register_url_password(url: str | None) -> None:
 
 # --- masking ---
 
-def mask_text(text: str) -> str:
-    """``text`` with every secret, phone, email, and keyed name or address masked."""
+def mask_secrets(text: str) -> str:
+    """``text`` with registered secrets masked and personal data left as it is (for a reveal)."""
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, SECRET_MASK)
+    return text
+
+
+def mask_text(text: str) -> str:
+    """``text`` with every secret, phone, email, and keyed name or address masked."""
+    text = mask_secrets(text)
     if _may_hold_personal_key(text):
         text = _FORM_PAIR.sub(_mask_form_pair, _JSON_PAIR.sub(_mask_json_pair, text))
     if "@" in text or "%40" in text:

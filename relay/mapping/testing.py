@@ -71,7 +71,7 @@ def outcome_of(source: Any, request: InboundRequest) -> Outcome:
 
 def outcome_of_result(result: TrackdriveCall | Refusal | Drop) -> Outcome:
     if isinstance(result, TrackdriveCall):
-        return Outcome("call", _plain(result.masked()))
+        return Outcome("call", _plain(result.to_dict()))
     if isinstance(result, Refusal):
         return Outcome("refusal", _plain(dataclasses.asdict(result)))
     if isinstance(result, Drop):
