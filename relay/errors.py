@@ -108,7 +108,3 @@ class SourceMisconfigured(ServiceUnavailable):
     """A source's secret is missing: it fails closed instead of running open."""
 
     code = "source_misconfigured"
-
-
-class Draining(ServiceUnavailable):
-    code = "draining"

@@ -20,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from relay import outcomes
 from relay.store.base import PendingStats, Store
 
 log = logging.getLogger("relay.metrics")
@@ -27,9 +28,7 @@ log = logging.getLogger("relay.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Every outcome a vendor request can have; the label values of relay_requests_total.
-REQUEST_OUTCOMES = ("queued", "rejected", "dropped", "duplicate", "unauthorized", "forbidden",
-                    "too_large", "malformed", "unsupported", "rate_limited", "unavailable",
-                    "unknown_source", "error")
+REQUEST_OUTCOMES = outcomes.metric_labels()
 DELIVERY_RESULTS = ("delivered", "retry", "dead")
 # The label used for a source name the relay does not know: the path is chosen by
 # whoever sends the request, so it must not become a label value.

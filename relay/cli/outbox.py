@@ -1,20 +1,27 @@
 """``relay outbox``: look into the outbox and act on it.
 
     relay outbox list [--status S] [--source X] [--limit N] [--json]
-    relay outbox show ID
+    relay outbox show ID [--reveal]
     relay outbox counts [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--json]
     relay outbox retry [ID...] [--source X] [--all-dead]
     relay outbox replay [ID...] [--status rejected|dead] [--source X] [--dry-run]
     relay outbox purge --older-than 30d [--status delivered]
 
 Every subcommand takes ``--database-url`` (default ``$RELAY_DATABASE_URL``).
+
+``show`` masks personal data (phones, emails, names, addresses) everywhere it prints
+it; ``--reveal`` prints it as stored and writes a ``pii_revealed`` log line to stderr
+naming the lead and the OS user. Secrets stay masked either way.
 """
 from __future__ import annotations
 
 import argparse
 import base64
 import calendar
+import getpass
 import json
+import logging
+import os
 import re
 import sys
 import time
@@ -22,14 +29,18 @@ from dataclasses import asdict
 from typing import Any, Callable, Iterable, TextIO
 from urllib.parse import parse_qsl, urlencode
 
-from relay.settings import Settings
+from relay import pii
 from relay.errors import RelayError
+from relay.logs import JsonFormatter
 from relay.mapping.model import ENV_REF, MASK, TrackdriveCall
+from relay.settings import Settings
 from relay.store import open_store
-from relay.store.base import STATUSES, Lead, Store
+from relay.outcomes import LEAD_STATUSES, OUTCOMES
+from relay.store.base import Lead, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 REPLAYABLE = ("rejected", "dead")
+# The status a lead gets from mapping it again, by what the mapping returned.
 ALL_ROWS = 1_000_000_000  # "no limit" for list()
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -49,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="outbox URL (default $RELAY_DATABASE_URL)")
 
     listing = commands.add_parser("list", parents=[common], help="newest leads first")
-    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--status", choices=LEAD_STATUSES)
     listing.add_argument("--source")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true", help="one JSON array")
@@ -57,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     show = commands.add_parser("show", parents=[common], help="one lead with its attempts")
     show.add_argument("id", metavar="ID")
+    show.add_argument("--reveal", action="store_true",
+                      help="show phones, emails, names and addresses unmasked (the reveal is logged)")
     show.set_defaults(func=_runner(run_show))
 
     counts = commands.add_parser("counts", parents=[common],
@@ -84,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     purge = commands.add_parser("purge", parents=[common], help="delete old leads")
     purge.add_argument("--older-than", type=_duration, required=True, metavar="AGE",
                        help="e.g. 30d, 12h, 2w")
-    purge.add_argument("--status", action="append", choices=STATUSES,
+    purge.add_argument("--status", action="append", choices=LEAD_STATUSES,
                        help="repeatable; default delivered")
     purge.set_defaults(func=_runner(run_purge))
 
@@ -148,6 +161,10 @@ def run_show(args: argparse.Namespace, store: Store, out: TextIO) -> int:
         return _fail(f"no lead with id {args.id}")
     shown = _details(lead, _secret_query_params(lead.source, args))
     shown["attempt_log"] = [_attempt(settlement) for settlement in store.attempts(lead.id)]
+    if args.reveal:
+        log_reveal(lead.id)
+    else:
+        shown = masked_details(shown, lead.body)
     _print_json(shown, out)
     return EXIT_OK
 
@@ -262,6 +279,42 @@ def _details(lead: Lead, secret_params: set[str]) -> dict[str, Any]:
         "updated_at": _iso(lead.updated_at)}
 
 
+# Fields that can hold personal data; the others are ids, times, statuses and counts.
+PERSONAL_FIELDS = ("query", "headers", "call", "error", "dedupe_key", "response_body")
+
+
+def masked_details(shown: dict[str, Any], body: bytes) -> dict[str, Any]:
+    masked = {**shown, **{name: pii.mask_value(shown[name]) for name in PERSONAL_FIELDS}}
+    masked["body"], masked["body_encoding"] = pii.mask_body(body), "utf-8"
+    masked["attempt_log"] = [{**attempt, "response_body": pii.mask_value(attempt["response_body"])}
+                             for attempt in shown["attempt_log"]]
+    return masked
+
+
+def log_reveal(lead_id: str) -> None:
+    """Say on stderr, as a relay log line, who is about to see a lead's personal data."""
+    log = logging.getLogger("relay.audit")
+    # The command line sets up no logging: this line must be written whatever is configured.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    log.addHandler(handler)
+    propagate, log.propagate = log.propagate, False
+    try:
+        log.warning("personal data of lead %s revealed", lead_id,
+                    extra={"event": "pii_revealed", "lead_id": lead_id, "os_user": os_user(),
+                           "via": "relay outbox show --reveal"})
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return f"uid:{os.getuid()}"
+
+
 def _attempt(settlement: Any) -> dict[str, Any]:
     shown = asdict(settlement)
     shown["at"] = _iso(settlement.at)
@@ -271,7 +324,7 @@ def _attempt(settlement: Any) -> dict[str, Any]:
 
 def masked_call(raw: dict[str, Any]) -> dict[str, Any]:
     """The call with every secret parameter shown as its ``${ENV}`` reference or ``***``."""
-    shown = TrackdriveCall.from_dict(raw).masked()
+    shown = TrackdriveCall.from_dict(raw).to_dict()
     for part in ("query", "body"):
         for param in shown.get("secrets") or {}:
             value = shown[part].get(param)

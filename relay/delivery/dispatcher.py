@@ -1,8 +1,9 @@
 """Moves leads from the outbox to Trackdrive: a poller plus a bounded pool.
 
-Two ways in: :meth:`Dispatcher.submit` hands over a lead the web layer has just
-committed (so it goes out at once), and the poller claims whatever else is due
-(retries, leases that expired, leads submitted while the pool was full). Every
+Two ways in: the web layer reserves a slot (:meth:`Dispatcher.reserve`), stores a new
+lead already leased to this dispatcher and hands it over (:meth:`Dispatcher.deliver_leased`)
+so it goes out at once; the poller claims whatever else is due (retries, leases that
+expired, leads stored while the pool was full). Every
 lead is leased before it is sent and settled after, so a crash or a stop never
 loses one: an unsettled lease just expires and the lead is due again.
 """
@@ -57,7 +58,7 @@ class Dispatcher:
         self._busy = 0  # slots taken by leads being claimed, held or sent
         self._held: set[str] = set()  # claimed by us, not yet handed to the client
         self._futures: set[Future] = set()
-        self._turned_away = False  # a submit found no free slot since the last poll
+        self._turned_away = False  # a reservation found no free slot since the last poll
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._poller: threading.Thread | None = None
@@ -99,21 +100,6 @@ class Dispatcher:
             return self._busy
 
     # --- the two ways in ---
-
-    def submit(self, lead_id: str) -> "Future[Outcome | None]":
-        """Deliver a just-committed lead now; never blocks.
-
-        The future's result is the attempt's Outcome, or None when the lead was
-        not taken here (pool full, stopping, or someone else holds it): it then
-        stays queued and the poller delivers it.
-        """
-        if self._stopping.is_set():
-            return _done(None)
-        if not self._take_slots(1):
-            with self._lock:
-                self._turned_away = True
-            return _done(None)
-        return self._run(self._claim_and_deliver, lead_id)
 
     def reserve(self) -> bool:
         """Hold a free slot for a lead about to be stored already leased to this dispatcher.
@@ -202,21 +188,6 @@ class Dispatcher:
             return None
         finally:
             self._give_slots(1)
-
-    def _claim_and_deliver(self, lead_id: str) -> Outcome | None:
-        if self._stopping.is_set():
-            return None
-        try:
-            lead = self.store.claim(lead_id, self.owner, self.lease_s, self.clock())
-        except Exception as exc:
-            log.warning("claiming a submitted lead failed: %s", _describe(exc),
-                        extra={"lead_id": lead_id, "result": "store_error"})
-            return None
-        if lead is None:
-            return None
-        with self._lock:
-            self._held.add(lead.id)
-        return self._deliver(lead)
 
     def _deliver(self, lead: Lead) -> Outcome | None:
         if lead.status == "fetching":
@@ -375,7 +346,7 @@ class Dispatcher:
             self._busy -= count
             turned_away = self._turned_away
         if turned_away:
-            # A submitted lead found the pool full and waits in the outbox: fetch it now.
+            # A new lead found the pool full and waits in the outbox: fetch it now.
             self._wake.set()
 
     def _forget(self, future: Future) -> None:

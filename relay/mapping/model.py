@@ -85,10 +85,6 @@ class TrackdriveCall:
                    base_url=raw.get("base_url"), secrets=dict(raw.get("secrets") or {}),
                    route=raw.get("route"), notes=tuple(raw.get("notes") or ()))
 
-    def masked(self) -> dict[str, Any]:
-        """The call as shown to people: secret values appear as their reference."""
-        return self.to_dict()
-
     def resolve(self, env: Mapping[str, str], default_base_url: str) -> tuple[str, dict[str, str], dict[str, Any]]:
         """(url, query, body) with every secret substituted; raises if one is unset."""
         values = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -18,12 +19,16 @@ from flask import Blueprint, Request, Response, jsonify, request
 
 from relay import metrics as relay_metrics
 from relay.errors import BadRequest, NotFound, Unauthorized
-from relay.logs import mask_text
-from relay.store.base import STATUSES, Lead, Settlement
+from relay.pii import mask_body, mask_secrets, mask_text, mask_value
+from relay.outcomes import LEAD_STATUSES
+from relay.store.base import Lead, Settlement
 from relay.intake.addresses import parse_address
+from relay.web.observe import request_client_address
+from relay.web.request_id import current_request_id
 from relay.web.state import RelayState, relay_state
 
 bp = Blueprint("admin", __name__)
+audit = logging.getLogger("relay.audit")
 
 TOKEN_HEADER = "X-Admin-Token"
 FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
@@ -89,8 +94,8 @@ def guard() -> None:
 @bp.get("/admin/outbox")
 def outbox_list() -> Response:
     status = request.args.get("status") or None
-    if status is not None and status not in STATUSES:
-        raise BadRequest(f"status must be one of {', '.join(STATUSES)}", field="status", rule="enum")
+    if status is not None and status not in LEAD_STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(LEAD_STATUSES)}", field="status", rule="enum")
     source = request.args.get("source") or None
     limit = parse_limit(request.args.get("limit"))
     leads = relay_state().store.list(status=status, source=source, limit=limit)
@@ -118,9 +123,23 @@ def outbox_lead(lead_id: str) -> Response:
     if lead is None:
         raise NotFound(f"no lead with id {lead_id!r}", field="lead_id")
     detail = lead_detail(lead, [attempt_view(a) for a in store.attempts(lead_id)])
-    if request.args.get("body") in ("1", "true", "yes"):
-        detail["body"] = body_view(lead.body)
+    if is_yes(request.args.get("body")):
+        reveal = is_yes(request.args.get("reveal"))
+        detail["body"] = body_view(lead.body, reveal=reveal)
+        if reveal:
+            log_reveal(lead.id)
     return jsonify(detail)
+
+
+def is_yes(text: str | None) -> bool:
+    return text in ("1", "true", "yes")
+
+
+def log_reveal(lead_id: str) -> None:
+    audit.warning("personal data of lead %s revealed", lead_id,
+                  extra={"event": "pii_revealed", "lead_id": lead_id, "via": "admin_api",
+                         "client_addr": request_client_address(request), "request_id": current_request_id(),
+                         "authenticated_by": "admin_token" if configured_token(relay_state()) else "loopback"})
 
 
 def parse_limit(text: str | None) -> int:
@@ -147,14 +166,7 @@ def parse_epoch(name: str) -> float | None:
 
 # --- views: personal data masked, stored secrets are only ever references ---
 
-def masked(value: Any) -> Any:
-    if isinstance(value, str):
-        return mask_text(value)
-    if isinstance(value, dict):
-        return {key: masked(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [masked(item) for item in value]
-    return value
+masked = mask_value
 
 
 def lead_summary(lead: Lead) -> dict[str, Any]:
@@ -186,10 +198,12 @@ def attempt_view(attempt: Settlement) -> dict[str, Any]:
             "response_body": attempt.response_body and mask_text(attempt.response_body)}
 
 
-def body_view(body: bytes) -> dict[str, str]:
-    """The stored request body, verbatim: asked for explicitly, so not masked."""
+def body_view(body: bytes, *, reveal: bool = False) -> dict[str, Any]:
+    """The stored request body: masked, or with ``reveal`` as stored (registered secrets still masked)."""
+    if not reveal:
+        return {"encoding": "utf-8", "data": mask_body(body), "masked": True}
     try:
-        return {"encoding": "utf-8", "data": body.decode("utf-8")}
+        return {"encoding": "utf-8", "data": mask_secrets(body.decode("utf-8"))}
     except UnicodeDecodeError:
         return {"encoding": "base64", "data": base64.b64encode(body).decode("ascii")}
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import Response, jsonify
 
+from relay import outcomes
 from relay.intake.accept import Accepted
 from relay.store.base import Lead
 
-PENDING = ("fetching", "queued", "retry")
 # The body an answer was built from, kept on the response so the request log need not parse it back.
 ANSWER_ATTRIBUTE = "relay_answer"
 
@@ -29,11 +29,8 @@ def answer_of(response: Response) -> dict[str, Any] | None:
 def lead_answer(lead: Lead, *, duplicate: bool = False) -> Response:
     """The answer for a lead's current status (a repeat gets the first answer again)."""
     body: dict[str, Any] = {"lead_id": lead.id, "status": lead.status, "source": lead.source}
-    status = 200
-    if lead.status in PENDING:
-        status = 202
-    elif lead.status == "rejected":
-        status = 422
+    status = outcomes.answer_status(lead.status)
+    if lead.status == "rejected":
         body["error"] = dict(lead.error or {"code": "lead_refused", "message": "lead refused"})
         body["kept"] = True  # stored as rejected: replayable once the mapping is fixed
     elif lead.status == "dropped":
@@ -64,10 +61,6 @@ def settled_answer(lead: Lead, status: str, trackdrive_status: int | None, raw_b
     return json_response(body, http_status)
 
 
-# Statuses of a lead the relay has taken on: a vendor must not send it again.
-TAKEN = ("fetching", "queued", "retry", "delivered", "dead")
-
-
 def accepted_answer(accepted: Accepted) -> Response:
     """One lead: the lead's answer. A batch: every lead's id and outcome, and one status for all.
 
@@ -80,13 +73,8 @@ def accepted_answer(accepted: Accepted) -> Response:
         only = accepted.leads[0]
         return lead_answer(only.lead, duplicate=not only.created)
     entries = [batch_entry(item.lead, duplicate=not item.created) for item in accepted.leads]
-    statuses = [item.lead.status for item in accepted.leads]
-    if any(status in TAKEN for status in statuses):
-        overall, http_status = "accepted", 202
-    elif "rejected" in statuses:
-        overall, http_status = "rejected", 422
-    else:
-        overall, http_status = "dropped", 200
+    overall = outcomes.batch_status([item.lead.status for item in accepted.leads])
+    http_status = outcomes.BATCH_OUTCOMES[overall][1]
     batch_id = accepted.leads[0].lead.batch_id if accepted.leads else ""
     body = {"source": accepted.source, "batch_id": batch_id, "status": overall, "count": len(entries),
             "leads": entries}

@@ -10,6 +10,7 @@ from relay.errors import RateLimited, RelayError
 
 log = logging.getLogger("relay.web")
 
+# werkzeug's own HTTP errors, under the relay's codes (each one in relay.outcomes).
 HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -17,6 +18,7 @@ HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+HTTP_CODE_PREFIX = "http_"  # any other HTTP error: http_408, http_431, ...
 
 
 def error_response(status: int, code: str, message: str, **details: object) -> Response:
@@ -37,7 +39,7 @@ def handle_http_exception(error: HTTPException) -> Response | HTTPException:
     # Routing redirects are HTTPExceptions too; they must stay redirects.
     if error.code is None or error.code < 400:
         return error
-    code = HTTP_CODES.get(error.code, f"http_{error.code}")
+    code = HTTP_CODES.get(error.code, f"{HTTP_CODE_PREFIX}{error.code}")
     response = error_response(error.code, code, error.description or error.name)
     if error.code == 405 and getattr(error, "valid_methods", None):
         response.headers["Allow"] = ", ".join(error.valid_methods)

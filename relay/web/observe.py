@@ -12,10 +12,11 @@ from typing import Any, Mapping
 
 from flask import Flask, Request, Response, g, request
 
-from relay import metrics
-from relay.logs import register_env_secrets, register_url_password
+from relay import metrics, outcomes
+from relay.pii import register_env_secrets, register_url_password
 from relay.intake.addresses import client_address, forwarded_for
 from relay.web.answers import answer_of
+from relay.web.error_handlers import HTTP_CODE_PREFIX
 from relay.web.request_id import current_request_id
 from relay.web.state import relay_state
 
@@ -25,27 +26,9 @@ HOOKS_ENDPOINT = "hooks.receive"
 # Polled every few seconds by load balancers and Prometheus: logged at debug only.
 QUIET_PATHS = ("/healthz", "/readyz", "/metrics")
 
-OUTCOME_BY_CODE = {
-    "unauthorized": "unauthorized",
-    "forbidden": "forbidden",
-    "payload_too_large": "too_large",
-    "bad_request": "malformed",
-    "malformed_body": "malformed",
-    "files_refused": "malformed",
-    "unsupported_media_type": "unsupported",
-    "method_not_allowed": "unsupported",
-    "rate_limited": "rate_limited",
-    "unavailable": "unavailable",
-    "store_unavailable": "unavailable",
-    "source_misconfigured": "unavailable",
-    "draining": "unavailable",
-    "circuit_open": "unavailable",
-    "unknown_source": "unknown_source",
-    "not_found": "unknown_source",
-}
-BATCH_OUTCOMES = {"accepted": "queued", "rejected": "rejected", "dropped": "dropped"}
-OUTCOME_BY_STATUS = {"fetching": "queued", "queued": "queued", "retry": "queued", "delivered": "queued", "dead": "queued",
-                     "rejected": "rejected", "dropped": "dropped"}
+# How a request ended, by its error code or its lead's status: both derived from relay.outcomes.
+OUTCOME_BY_CODE = {o.name: o.metric for o in outcomes.OUTCOMES.values() if o.is_error}
+OUTCOME_BY_STATUS = {o.name: o.metric for o in outcomes.OUTCOMES.values() if o.lead_status}
 
 
 def register_mapping_secrets(registry: Any, env: Mapping[str, str]) -> None:
@@ -105,17 +88,20 @@ def answer_body(response: Response) -> dict[str, Any]:
 def request_outcome(response: Response, answer: dict[str, Any]) -> str | None:
     """How a hooks request ended; None for a Meta subscription handshake (no lead)."""
     if answer.get("duplicate"):
-        return "duplicate"
+        return outcomes.request_label(duplicate=True)
     if "lead_id" in answer:
-        return OUTCOME_BY_STATUS.get(str(answer.get("status")), "queued")
+        return outcomes.request_label(status=str(answer.get("status")))
     if "leads" in answer:  # a batch: how the request as a whole was answered
-        return BATCH_OUTCOMES.get(str(answer.get("status")), "queued")
+        return outcomes.batch_label(str(answer.get("status")))
     error = answer.get("error")
     if isinstance(error, dict):
-        return OUTCOME_BY_CODE.get(str(error.get("code")), "error" if response.status_code >= 500 else "malformed")
+        code = str(error.get("code"))
+        if code.startswith(HTTP_CODE_PREFIX) and response.status_code < 500:
+            return OUTCOME_BY_CODE["bad_request"]  # an HTTP error werkzeug raised that the table has no code for
+        return outcomes.request_label(code=code)
     if response.status_code < 300 and not response.is_json:
         return None
-    return "error"
+    return outcomes.ERROR_LABEL
 
 
 def metric_source(name: str) -> str:

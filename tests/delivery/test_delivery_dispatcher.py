@@ -14,6 +14,7 @@ from relay.delivery.outcome import Delivered, Failed, RetryLater
 from relay.delivery.ratelimit import TokenBucket
 from relay.delivery.retry import RetryPolicy
 from relay.sandbox.server import RunningSandbox
+from tests.support.handover import hand_over
 
 NOW = 1_000.0
 POLICY = RetryPolicy(delays=(5, 30), jitter=0.0)
@@ -40,10 +41,10 @@ def live_client(sandbox: RunningSandbox) -> TrackdriveClient:
     return TrackdriveClient(sandbox.url, env={TOKEN_ENV: TOKEN})
 
 
-def test_submit_delivers_and_settles(sandbox: RunningSandbox, live_client: TrackdriveClient) -> None:
+def test_a_handed_over_lead_is_delivered_and_settled(sandbox: RunningSandbox, live_client: TrackdriveClient) -> None:
     store = FakeStore(make_lead("L1", CALL))
     dispatcher = dispatcher_for(store, live_client)
-    outcome = dispatcher.submit("L1").result(timeout=30)
+    outcome = hand_over(dispatcher, store, "L1").result(timeout=30)
     assert isinstance(outcome, Delivered)
     assert store.get("L1").status == "delivered"
     [settlement] = store.settlements["L1"]
@@ -52,20 +53,10 @@ def test_submit_delivers_and_settles(sandbox: RunningSandbox, live_client: Track
     dispatcher.stop(5)
 
 
-def test_submit_of_a_lead_that_cannot_be_claimed_gives_none() -> None:
-    store = FakeStore(make_lead("L1", CALL, status="delivered"))
-    client = StubClient(Delivered(201, ""))
-    dispatcher = dispatcher_for(store, client)
-    assert dispatcher.submit("L1").result(timeout=30) is None
-    assert dispatcher.submit("missing").result(timeout=30) is None
-    assert client.sent == []
-    dispatcher.stop(5)
-
-
 def test_retry_later_schedules_the_next_attempt() -> None:
     store = FakeStore(make_lead("L1", CALL))
     dispatcher = dispatcher_for(store, StubClient(RetryLater("server_error", 503, "busy", None)))
-    assert isinstance(dispatcher.submit("L1").result(timeout=30), RetryLater)
+    assert isinstance(hand_over(dispatcher, store, "L1").result(timeout=30), RetryLater)
     lead = store.get("L1")
     assert (lead.status, lead.next_attempt_at, lead.attempts) == ("retry", NOW + 5, 1)
     assert store.settlements["L1"][0].reason == "server_error"
@@ -75,7 +66,7 @@ def test_retry_later_schedules_the_next_attempt() -> None:
 def test_retry_after_is_honoured() -> None:
     store = FakeStore(make_lead("L1", CALL))
     dispatcher = dispatcher_for(store, StubClient(RetryLater("rate_limited", 429, "", 20.0)))
-    dispatcher.submit("L1").result(timeout=30)
+    hand_over(dispatcher, store, "L1").result(timeout=30)
     assert store.get("L1").next_attempt_at == NOW + 20
     dispatcher.stop(5)
 
@@ -83,7 +74,7 @@ def test_retry_after_is_honoured() -> None:
 def test_retry_later_after_the_last_delay_is_dead() -> None:
     store = FakeStore(make_lead("L1", CALL, attempts=len(POLICY.delays)))
     dispatcher = dispatcher_for(store, StubClient(RetryLater("timeout", None, "", None)))
-    dispatcher.submit("L1").result(timeout=30)
+    hand_over(dispatcher, store, "L1").result(timeout=30)
     lead = store.get("L1")
     assert lead.status == "dead" and lead.next_attempt_at is None
     assert store.settlements["L1"][0].reason.startswith("retries_exhausted")
@@ -93,7 +84,7 @@ def test_retry_later_after_the_last_delay_is_dead() -> None:
 def test_failed_is_dead_at_once() -> None:
     store = FakeStore(make_lead("L1", CALL))
     dispatcher = dispatcher_for(store, StubClient(Failed("unauthorized", 401, "no")))
-    dispatcher.submit("L1").result(timeout=30)
+    hand_over(dispatcher, store, "L1").result(timeout=30)
     assert store.get("L1").status == "dead"
     assert store.settlements["L1"][0].reason == "unauthorized"
     dispatcher.stop(5)
@@ -126,7 +117,7 @@ def test_a_failing_settle_is_retried() -> None:
     store = FakeStore(make_lead("L1", CALL))
     store.settle_errors = 1
     dispatcher = dispatcher_for(store, StubClient(Delivered(201, "")))
-    dispatcher.submit("L1").result(timeout=30)
+    hand_over(dispatcher, store, "L1").result(timeout=30)
     assert store.get("L1").status == "delivered"
     dispatcher.stop(5)
 
@@ -136,20 +127,19 @@ def test_every_send_passes_the_rate_limiter() -> None:
     limiter = CountingLimiter()
     dispatcher = dispatcher_for(store, StubClient(Delivered(201, "")), limiter=limiter)
     for n in range(3):
-        dispatcher.submit(f"L{n}").result(timeout=30)
+        hand_over(dispatcher, store, f"L{n}").result(timeout=30)
     assert limiter.acquired == 3
     dispatcher.stop(5)
 
 
-def test_a_full_pool_does_not_block_submit_and_the_poller_takes_over() -> None:
+def test_a_full_pool_refuses_a_reservation_and_the_poller_takes_over() -> None:
     gate = threading.Event()
     client = StubClient(Delivered(201, ""), gate=gate)
     store = FakeStore(make_lead("L1", CALL), make_lead("L2", CALL))
     dispatcher = dispatcher_for(store, client, concurrency=1)
-    first = dispatcher.submit("L1")
+    first = hand_over(dispatcher, store, "L1")
     assert client.started.wait(30)
-    second = dispatcher.submit("L2")
-    assert second.done() and second.result() is None
+    assert not dispatcher.reserve(), "the only slot is busy: the new lead waits in the outbox"
     assert store.get("L2").lease_owner is None
     gate.set()
     assert isinstance(first.result(timeout=30), Delivered)
@@ -163,7 +153,7 @@ def test_stop_waits_for_sends_in_flight() -> None:
     client = StubClient(Delivered(201, ""), gate=gate)
     store = FakeStore(make_lead("L1", CALL))
     dispatcher = dispatcher_for(store, client)
-    future = dispatcher.submit("L1")
+    future = hand_over(dispatcher, store, "L1")
     assert client.started.wait(30)
     stopper = threading.Thread(target=dispatcher.stop, args=(30,))
     stopper.start()
@@ -188,11 +178,11 @@ def test_stop_releases_leads_claimed_but_not_sent() -> None:
     assert store.released == [waiting]
 
 
-def test_submit_after_stop_leaves_the_lead_queued() -> None:
+def test_no_reservation_after_stop_leaves_the_lead_queued() -> None:
     store = FakeStore(make_lead("L1", CALL))
     dispatcher = dispatcher_for(store, StubClient(Delivered(201, "")))
     dispatcher.stop(5)
-    assert dispatcher.submit("L1").result(timeout=5) is None
+    assert not dispatcher.reserve()
     assert store.get("L1").status == "queued"
 
 
@@ -200,7 +190,7 @@ def test_attempts_are_logged_without_secrets_or_phones(caplog: pytest.LogCapture
     caplog.set_level(logging.INFO, logger="relay.delivery")
     store = FakeStore(make_lead("L1", CALL, source="acme"))
     dispatcher = dispatcher_for(store, StubClient(Delivered(201, '{"caller_id":"+15551234567"}')))
-    dispatcher.submit("L1").result(timeout=30)
+    hand_over(dispatcher, store, "L1").result(timeout=30)
     dispatcher.stop(5)
     [record] = [r for r in caplog.records if getattr(r, "lead_id", None) == "L1"]
     assert (record.source, record.result, record.status, record.attempt) == ("acme", "delivered", 201, 1)
@@ -230,7 +220,7 @@ def test_a_stopped_dispatcher_can_start_again() -> None:
     store.add(make_lead("L2", CALL))
     dispatcher.start()
     assert eventually(lambda: store.get("L2").status == "delivered")
-    assert isinstance(dispatcher.submit("L1").result(timeout=30), (Delivered, type(None)))
+    assert isinstance(hand_over(dispatcher, store, "L1").result(timeout=30), (Delivered, type(None)))
     dispatcher.stop(5)
     assert store.get("L1").status == "delivered"
 

@@ -16,6 +16,7 @@ from relay.delivery.retry import RetryPolicy
 from relay.sandbox.server import RunningSandbox
 from relay.store import open_store
 from relay.store.base import Received, Store
+from tests.support.handover import hand_over
 
 
 @pytest.fixture
@@ -48,10 +49,10 @@ def dispatcher(store: Store, sandbox: RunningSandbox, **kwargs: Any) -> Dispatch
     return Dispatcher(store, client, RetryPolicy(delays=(0,) * 30, jitter=0.0), **options)
 
 
-def test_submit_delivers_a_committed_lead(store: Store, sandbox: RunningSandbox) -> None:
+def test_a_handed_over_lead_is_delivered(store: Store, sandbox: RunningSandbox) -> None:
     lead_id = insert(store, create_call().to_dict())
     worker = dispatcher(store, sandbox)
-    assert worker.submit(lead_id).result(timeout=30).status == 201
+    assert hand_over(worker, store, lead_id).result(timeout=30).status == 201
     worker.stop(5)
     lead = store.get(lead_id)
     assert (lead.status, lead.attempts, lead.response_status) == ("delivered", 1, 201)

@@ -1,6 +1,9 @@
 """Who may see the admin surface, and the read-only outbox view."""
 from __future__ import annotations
 
+import json
+import logging
+
 import pytest
 
 from tests.ops.conftest import ADMIN_TOKEN, OUTSIDE
@@ -78,7 +81,22 @@ def test_outbox_lead_is_masked_and_the_body_only_on_request(client):
     assert "body" not in lead and lead["body_bytes"] > 0
 
     with_body = client.get(f"/admin/outbox/{lead_id}?body=1").get_json()
-    assert "+15125550147" in with_body["body"]["data"]
+    assert with_body["body"]["masked"] is True
+    assert json.loads(with_body["body"]["data"]) == {"phone": "***47", "email": "d***@example.com"}
+
+
+def test_a_revealed_body_is_raw_and_the_reveal_is_logged(client, caplog):
+    lead_id = post_lead(client, phone="+44 20 7946 0958", first_name="José", address="1 Main St")
+    caplog.set_level(logging.INFO, logger="relay.audit")
+    masked = client.get(f"/admin/outbox/{lead_id}?body=1").get_json()["body"]["data"]
+    assert "7946" not in masked and "José" not in masked and "Main" not in masked
+    assert not [r for r in caplog.records if getattr(r, "event", "") == "pii_revealed"]
+
+    revealed = client.get(f"/admin/outbox/{lead_id}?body=1&reveal=1").get_json()["body"]
+    assert json.loads(revealed["data"])["phone"] == "+44 20 7946 0958" and "masked" not in revealed
+    [record] = [r for r in caplog.records if getattr(r, "event", "") == "pii_revealed"]
+    assert (record.lead_id, record.via, record.client_addr) == (lead_id, "admin_api", "127.0.0.1")
+    assert record.authenticated_by == "loopback"
 
 
 def test_outbox_unknown_lead_is_a_404(client):

@@ -15,6 +15,7 @@ from relay.delivery.retry import RetryPolicy
 from relay.mapping.model import TrackdriveCall
 from relay.store import open_store
 from relay.store.base import Received, Store
+from tests.support.handover import hand_over
 
 BASE = "http://td.example"
 DOWN = RetryLater("connection_error", None, "connection refused")
@@ -178,8 +179,8 @@ def test_open_breaker_defers_leads_without_spending_attempts(outbox: Store, cloc
     leads = [queue_lead(outbox, clock.now) for _ in range(4)]
     try:
         for lead_id in leads[:2]:
-            assert dispatcher.submit(lead_id).result(timeout=30) == DOWN
-        assert dispatcher.submit(leads[2]).result(timeout=30) is None  # breaker open: not sent
+            assert hand_over(dispatcher, outbox, lead_id).result(timeout=30) == DOWN
+        assert hand_over(dispatcher, outbox, leads[2]).result(timeout=30) is None  # breaker open: not sent
         assert client.sent == 2
         waiting = outbox.get(leads[2])
         assert (waiting.status, waiting.attempts, waiting.lease_owner) == ("queued", 0, None)
@@ -188,8 +189,8 @@ def test_open_breaker_defers_leads_without_spending_attempts(outbox: Store, cloc
 
         clock.now += 5.0
         client.outcome = OK
-        assert dispatcher.submit(leads[2]).result(timeout=30) == OK  # the probe closes it
-        assert dispatcher.submit(leads[3]).result(timeout=30) == OK
+        assert hand_over(dispatcher, outbox, leads[2]).result(timeout=30) == OK  # the probe closes it
+        assert hand_over(dispatcher, outbox, leads[3]).result(timeout=30) == OK
         assert outbox.get(leads[3]).status == "delivered"
         assert outbox.get(leads[0]).attempts == 1
     finally:

@@ -102,7 +102,7 @@ def test_show_prints_lead_masked_call_and_attempts(store: Store, url: str,
     assert run(url, "show", lead.id) == 0
     shown = json_out(capsys)
     assert (shown["id"], shown["status"], shown["body_encoding"]) == (lead.id, "dead", "utf-8")
-    assert shown["body"] == '{"phone": "5555550100"}'
+    assert shown["body"] == '{"phone": "***00"}'
     assert shown["call"]["query"]["lead_token"] == "***"
     assert [a["result"] for a in shown["attempt_log"]] == ["dead"]
     assert shown["attempt_log"][0]["response_status"] == 422
@@ -113,10 +113,55 @@ def test_show_binary_body_as_base64(store: Store, url: str,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     body = b"\xff\xfe\x00binary"
     lead = add(store, body=body, content_type="application/octet-stream")
-    assert run(url, "show", lead.id) == 0
+    assert run(url, "show", lead.id, "--reveal") == 0
     shown = json_out(capsys)
     assert shown["body_encoding"] == "base64"
     assert base64.b64decode(shown["body"]) == body
+
+
+PERSONAL_BODY = json.dumps({"first_name": "José", "last_name": "Núñez", "address": "1 Main St",
+                            "phone": "+44 20 7946 0958", "email": "josé@exämple.com"}).encode()
+PERSONAL = ("José", "Núñez", "Main St", "7946", "josé@", "jos\\u00e9")
+
+
+def personal_lead(store: Store) -> Lead:
+    call = dict(CALL, body={"caller_id": "+4402079460958", "first_name": "José", "email": "josé@exämple.com"})
+    lead = add(store, body=PERSONAL_BODY, query="first_name=Jos%C3%A9&address=1+Main+St&phone=%2B442079460958",
+               headers={"User-Agent": "acme", "X-Contact": "josé@exämple.com"}, call=call)
+    store.claim(lead.id, "w1", 60, lead.received_at)
+    store.settle(lead.id, "w1", Settlement("dead", at=lead.received_at + 1, response_status=422,
+                                           response_body='{"errors":["+44 20 7946 0958 is on the DNC list"]}',
+                                           reason="rejected"))
+    return lead
+
+
+def test_show_masks_personal_data_everywhere(store: Store, url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    lead = personal_lead(store)
+    assert run(url, "show", lead.id) == 0
+    captured = capsys.readouterr()
+    shown = json.loads(captured.out)
+    leaked = [value for value in PERSONAL if value in captured.out]
+    assert not leaked, captured.out
+    assert json.loads(shown["body"]) == {"first_name": "J***", "last_name": "N***", "address": "1***",
+                                         "phone": "***58", "email": "j***@exämple.com"}
+    assert shown["query"] == "first_name=J***&address=1***&phone=***58"
+    assert shown["call"]["body"] == {"caller_id": "***58", "first_name": "J***", "email": "j***@exämple.com"}
+    assert shown["headers"]["X-Contact"] == "j***@exämple.com"
+    assert "pii_revealed" not in captured.err
+
+
+def test_show_reveal_prints_raw_and_logs_who_revealed(store: Store, url: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    lead = personal_lead(store)
+    assert run(url, "show", lead.id, "--reveal") == 0
+    captured = capsys.readouterr()
+    shown = json.loads(captured.out)
+    assert shown["body"] == PERSONAL_BODY.decode()
+    assert shown["call"]["body"]["first_name"] == "José"
+    assert shown["call"]["query"]["lead_token"] == "${ACME_LEAD_TOKEN}"  # secrets are not personal data
+    [line] = [json.loads(line) for line in captured.err.splitlines() if "pii_revealed" in line]
+    assert (line["event"], line["lead_id"], line["logger"]) == ("pii_revealed", lead.id, "relay.audit")
+    assert line["os_user"] == outbox_cli.os_user() and line["os_user"]
 
 
 def test_show_unknown_id_fails(url: str, capsys: pytest.CaptureFixture[str]) -> None:
