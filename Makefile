@@ -1,11 +1,11 @@
-# Two commands: `make run` serves the relay, `make test` passes the whole suite.
+# Two commands: `make run` serves the relay, `make test` runs the checks and the whole suite.
 # Both create .venv and install every pinned dependency first, hash-checked.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lock run test lint mapping-test bench clean
+.PHONY: install lock run check test lint mapping-test bench clean
 
 install: $(STAMP)
 
@@ -32,7 +32,16 @@ lock: install
 run: install
 	$(BIN)/python -m relay.devrun
 
-test: install
+# Lint, types and import rules. All three run and report; any finding fails the target
+# (and so `make test`).
+check: install
+	@status=0; \
+	$(BIN)/ruff check --output-format=concise . || status=1; \
+	$(BIN)/mypy || status=1; \
+	$(BIN)/lint-imports || status=1; \
+	exit $$status
+
+test: check
 	$(BIN)/python -m pytest
 
 lint: install

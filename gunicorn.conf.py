@@ -1,2 +1,2 @@
 """Gunicorn configuration: ``gunicorn -c gunicorn.conf.py`` (or ``relay serve``)."""
-from relay.web.gunicorn_conf import *  # noqa: F401,F403
+from relay.web.gunicorn_conf import *  # noqa: F403

@@ -38,10 +38,11 @@ from relay.mapping.httpfile import parse_http_file  # noqa: E402
 from relay.mapping.model import TrackdriveCall  # noqa: E402
 from relay.store import open_store  # noqa: E402
 from relay.store.base import Received, Store  # noqa: E402
-from harness import GUNICORN_SETTINGS, WrkResult, require_wrk, run_wrk  # noqa: E402
 from tests.scale.cluster import nginx  # noqa: E402
 from tests.support import postgres  # noqa: E402
 from tests.support.procs import Process, free_port, gunicorn  # noqa: E402
+
+from harness import GUNICORN_SETTINGS, WrkResult, require_wrk, run_wrk  # noqa: E402
 
 MAPPINGS = ROOT / "mappings"
 FIXTURE = MAPPINGS / "fixtures" / "generic-json" / "lead.http"
@@ -144,7 +145,7 @@ def phases(workdir: Path, pg_url: str, n: int) -> list[tuple[str, float, float]]
                        ("commit, PostgreSQL", pg_url)):
         store: Store = open_store(url)
         try:
-            rows.append((label, *phase_us(lambda i: store.insert(received(i)), n)))
+            rows.append((label, *phase_us(lambda i, store=store: store.insert(received(i)), n)))
             rows.append((f"whole request in-process (Flask test client), {label.split(', ')[1]}",
                          *whole_request_us(store, request.body, n)))
         finally:

@@ -30,7 +30,7 @@ class Settings:
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         get = env.get
         defaults = cls()
@@ -47,7 +47,8 @@ class Settings:
             retry_delays_s=_floats(get("RELAY_RETRY_DELAYS", "")) or defaults.retry_delays_s,
             retry_jitter=float(get("RELAY_RETRY_JITTER", defaults.retry_jitter)),
             sqlite_synchronous=get("RELAY_SQLITE_SYNCHRONOUS", defaults.sqlite_synchronous).upper(),
-            trusted_proxies=tuple(p.strip() for p in get("RELAY_TRUSTED_PROXIES", "127.0.0.1,::1").split(",") if p.strip()),
+            trusted_proxies=tuple(
+                p.strip() for p in get("RELAY_TRUSTED_PROXIES", "127.0.0.1,::1").split(",") if p.strip()),
             delivery_enabled=get("RELAY_DELIVERY", "on").lower() not in ("0", "off", "false", "no"),
             env=env,
         )

@@ -39,7 +39,7 @@ class BreakerSettings:
     max_cooldown_s: float = 60.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "BreakerSettings":
+    def from_env(cls, env: Mapping[str, str]) -> BreakerSettings:
         defaults = cls()
         return cls(failures=int(env.get("RELAY_BREAKER_FAILURES", defaults.failures)),
                    cooldown_s=float(env.get("RELAY_BREAKER_COOLDOWN", defaults.cooldown_s)),

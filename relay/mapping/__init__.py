@@ -5,14 +5,22 @@ so the web app, the CLI and the tests all map leads the same way.
 """
 from __future__ import annotations
 
-from relay.mapping.lint import (MappingInvalid, lint_paths, load_directory, load_source,
-                                SOURCE_NAME)
-from relay.mapping.model import (Drop, InboundRequest, InboundSettings, MapOutcome, Problem,
-                                 Refusal, TrackdriveCall)
+from relay.mapping.lint import SOURCE_NAME, MappingInvalid, lint_paths, load_directory, load_source
+from relay.mapping.model import Drop, InboundRequest, InboundSettings, MapOutcome, Problem, Refusal, TrackdriveCall
 from relay.mapping.source import Source
 
 __all__ = [
-    "Drop", "InboundRequest", "InboundSettings", "MapOutcome", "MappingInvalid", "Problem",
-    "Refusal", "SOURCE_NAME", "Source", "TrackdriveCall", "lint_paths", "load_directory",
+    "SOURCE_NAME",
+    "Drop",
+    "InboundRequest",
+    "InboundSettings",
+    "MapOutcome",
+    "MappingInvalid",
+    "Problem",
+    "Refusal",
+    "Source",
+    "TrackdriveCall",
+    "lint_paths",
+    "load_directory",
     "load_source",
 ]

@@ -43,7 +43,7 @@ class Plan:
     fields: tuple[Field, ...]  # plain values first, then templates, each in file order
     target: Target
     passthrough: Passthrough | None
-    consumed: frozenset[tuple]  # payload keys read by simple paths: passthrough skips them
+    consumed: frozenset[tuple[Any, ...]]  # payload keys read by simple paths: passthrough skips them
 
     def run(self, source: str, payload: Any) -> MapOutcome:
         context: dict[str, Any] = {"payload": payload}
@@ -121,13 +121,13 @@ class Source:
     idempotency: IdempotencyKey | None = None
     env_names: frozenset[str] = frozenset()
 
-    def parse(self, request: InboundRequest) -> dict:
+    def parse(self, request: InboundRequest) -> dict[str, Any]:
         return body.parse_request(request, files=self.inbound.files)
 
     def map(self, request: InboundRequest) -> MapOutcome:
         return self.map_payload(self.parse(request))
 
-    def map_payload(self, payload: dict) -> MapOutcome:
+    def map_payload(self, payload: dict[str, Any]) -> MapOutcome:
         try:
             return self._map(payload)
         except FieldRefused as refused:
@@ -169,7 +169,7 @@ class Source:
         message = getattr(error, "message", str(error))
         return Refusal(self.name, "lead", rule, message)
 
-    def idempotency_key(self, payload: dict, headers: Mapping[str, str]) -> str | None:
+    def idempotency_key(self, payload: dict[str, Any], headers: Mapping[str, str]) -> str | None:
         if self.idempotency is None or not self.inbound.idempotency_window_s:
             return None
         if self.idempotency.header is not None:

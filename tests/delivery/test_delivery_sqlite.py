@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from delivery_fakes import TOKEN, TOKEN_ENV, create_call, received, set_behaviour
 
 from relay.delivery.client import TrackdriveClient
 from relay.delivery.dispatcher import Dispatcher
@@ -16,6 +15,8 @@ from relay.delivery.retry import RetryPolicy
 from relay.sandbox.server import RunningSandbox
 from relay.store import open_store
 from relay.store.base import Received, Store
+
+from delivery_fakes import TOKEN, TOKEN_ENV, create_call, received, set_behaviour
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import pytest
 from relay.delivery.outcome import Delivered, Failed, RetryLater
 from relay.errors import StoreUnavailable
 from relay.mapping.model import MASK, InboundSettings, Problem, RateLimit, TokenAuth
-
 from tests.web.web_fakes import FakeDispatcher, FakeSource
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from relay.mapping import MappingInvalid, lint_paths, load_source
-
 import pytest
+
+from relay.mapping import MappingInvalid, lint_paths, load_source
 
 BROKEN = Path(__file__).parent / "broken"
 MANY = BROKEN / "many_faults.yaml"

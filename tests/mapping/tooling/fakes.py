@@ -19,7 +19,7 @@ class FakeSource:
         try:
             payload = json.loads(request.body or b"{}")
         except ValueError:
-            raise MalformedBody("the body is not valid JSON", content_type=request.content_type)
+            raise MalformedBody("the body is not valid JSON", content_type=request.content_type) from None
         if payload.get("explode"):
             raise RuntimeError("boom")
         if not payload.get("phone"):
