@@ -1,2 +1,2 @@
 """Gunicorn configuration: ``gunicorn -c gunicorn.conf.py`` (or ``relay serve``)."""
-from relay.runtime.gunicorn_conf import *  # noqa: F401,F403
+from relay.runtime.gunicorn_conf import *  # noqa: F403

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import requests
 
-from harness import Stack, relay_stack, wait_until
 from relay.store import open_store
+
+from harness import Stack, relay_stack, wait_until
 
 HEADERS = {"Content-Type": "application/json", "X-Api-Key": "example-key"}
 
@@ -109,10 +110,12 @@ def main() -> None:
         tput = throughput(Path(tmp) / "tput", args.slow_leads)
     print("\n| measure | result | target |")
     print("|---|---:|---:|")
-    print(f"| speed to call p50 at {args.rate:.0f} leads/s ({stc['leads']} leads) | {stc['p50_ms']:.1f} ms | <= 10 ms |")
+    print(f"| speed to call p50 at {args.rate:.0f} leads/s ({stc['leads']} leads) "
+          f"| {stc['p50_ms']:.1f} ms | <= 10 ms |")
     print(f"| speed to call p99 | {stc['p99_ms']:.1f} ms | <= 50 ms |")
     print(f"| speed to call max | {stc['max_ms']:.1f} ms | |")
-    print(f"| throughput, sandbox 200 ms per call ({tput['leads']} leads) | {tput['delivered_per_s']:.0f} leads/s | >= 150 leads/s |")
+    print(f"| throughput, sandbox 200 ms per call ({tput['leads']} leads) "
+          f"| {tput['delivered_per_s']:.0f} leads/s | >= 150 leads/s |")
 
 
 if __name__ == "__main__":

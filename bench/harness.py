@@ -71,5 +71,14 @@ def relay_stack(workdir: Path, **env: str) -> Stack:
     return Stack(workdir, env_overrides={**GUNICORN_SETTINGS, **env})
 
 
-__all__ = ["Process", "SHIPPED_SECRETS", "Stack", "WrkResult", "bare_server", "free_port", "relay_stack",
-           "run_wrk", "wait_until"]
+__all__ = [
+    "SHIPPED_SECRETS",
+    "Process",
+    "Stack",
+    "WrkResult",
+    "bare_server",
+    "free_port",
+    "relay_stack",
+    "run_wrk",
+    "wait_until",
+]

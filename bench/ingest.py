@@ -20,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import Stack, WrkResult, bare_server, free_port, relay_stack, run_wrk, wait_until
 from relay.store import open_store
+
+from harness import Stack, WrkResult, bare_server, free_port, relay_stack, run_wrk, wait_until
 
 
 def start_all(workdir: Path) -> tuple[dict[str, str], list, Stack]:
@@ -84,7 +85,7 @@ def main() -> None:
           "| non-2xx + socket errors |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, rounds in results.items():
-        ratio = statistics.median(r.acked_per_s / b.acked_per_s for r, b in zip(rounds, bare))
+        ratio = statistics.median(r.acked_per_s / b.acked_per_s for r, b in zip(rounds, bare, strict=True))
         typical = median_round(rounds)
         errors = sum(r.refused + r.socket_errors for r in rounds)
         label = "bare Flask + SQLite insert (synchronous=FULL)" if name == "bare" else name

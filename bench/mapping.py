@@ -21,10 +21,10 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from relay.intake.lint import load_directory  # noqa: E402
-from relay.mapping import Source  # noqa: E402
-from relay.mapping.httpfile import parse_http_file  # noqa: E402
-from relay.mapping.model import InboundRequest  # noqa: E402
+from relay.intake.lint import load_directory
+from relay.mapping import Source
+from relay.mapping.httpfile import parse_http_file
+from relay.mapping.model import InboundRequest
 
 
 def timings_us(run: Callable[[Any], Any], make_input: Callable[[], Any], n: int) -> list[float]:

@@ -60,7 +60,7 @@ def log_to_devnull() -> None:
 
     logging.config.dictConfig(logs.logging_config("info"))
     for handler in logging.getLogger().handlers:
-        handler.stream = open(os.devnull, "w")  # type: ignore[attr-defined]
+        handler.stream = open(os.devnull, "w")  # type: ignore[attr-defined]  # noqa: SIM115
 
 
 def lead_bodies() -> Iterator[str]:

@@ -33,15 +33,16 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from relay.intake.lint import load_directory  # noqa: E402
-from relay.mapping.httpfile import parse_http_file  # noqa: E402
-from relay.mapping.model import TrackdriveCall  # noqa: E402
-from relay.store import open_store  # noqa: E402
-from relay.store.base import Received, Store  # noqa: E402
-from harness import GUNICORN_SETTINGS, WrkResult, require_wrk, run_wrk  # noqa: E402
-from tests.scale.cluster import nginx  # noqa: E402
-from tests.support import postgres  # noqa: E402
-from tests.support.procs import Process, free_port, gunicorn  # noqa: E402
+from relay.intake.lint import load_directory
+from relay.mapping.httpfile import parse_http_file
+from relay.mapping.model import TrackdriveCall
+from relay.store import open_store
+from relay.store.base import Received, Store
+from tests.scale.cluster import nginx
+from tests.support import postgres
+from tests.support.procs import Process, free_port, gunicorn
+
+from harness import GUNICORN_SETTINGS, WrkResult, require_wrk, run_wrk
 
 MAPPINGS = ROOT / "mappings"
 FIXTURE = MAPPINGS / "fixtures" / "generic-json" / "lead.http"
@@ -144,7 +145,7 @@ def phases(workdir: Path, pg_url: str, n: int) -> list[tuple[str, float, float]]
                        ("commit, PostgreSQL", pg_url)):
         store: Store = open_store(url)
         try:
-            rows.append((label, *phase_us(lambda i: store.insert(received(i)), n)))
+            rows.append((label, *phase_us(lambda i, store=store: store.insert(received(i)), n)))
             rows.append((f"whole request in-process (Flask test client), {label.split(', ')[1]}",
                          *whole_request_us(store, request.body, n)))
         finally:

@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     app = create_sandbox_app(behaviour)
     server = make_sandbox_server(app, args.host, args.port)
     host, port = server.server_address[:2]
+    if isinstance(host, bytes):  # typed str | bytes; an IP socket's host is always str
+        host = host.decode()
     print(f"Trackdrive sandbox on http://{host}:{port} (record: /_sandbox/received, stats: /_sandbox/stats)",
           flush=True)
     signal.signal(signal.SIGTERM, _exit_on_signal)

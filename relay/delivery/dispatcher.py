@@ -18,7 +18,7 @@ from concurrent.futures import wait as wait_for_futures
 from typing import Callable
 
 from relay import metrics
-from relay.delivery.breaker import BreakerSettings, Breakers, base_url_key
+from relay.delivery.breaker import Breakers, BreakerSettings, base_url_key
 from relay.delivery.client import TrackdriveClient
 from relay.delivery.outcome import Delivered, Failed, Outcome, RetryLater
 from relay.delivery.ratelimit import TokenBucket
@@ -118,7 +118,7 @@ class Dispatcher:
     def unreserve(self) -> None:
         self._give_slots(1)
 
-    def deliver_leased(self, lead: Lead) -> "Future[Outcome | None]":
+    def deliver_leased(self, lead: Lead) -> Future[Outcome | None]:
         """Deliver a lead stored with this dispatcher's lease, in the slot reserve() held."""
         with self._lock:
             self._held.add(lead.id)
@@ -165,7 +165,7 @@ class Dispatcher:
                             extra={"result": "store_error", "attempt": failures})
             self._wake.wait(pause)
 
-    def _run(self, work: Callable[..., Outcome | None], arg: object) -> "Future[Outcome | None]":
+    def _run(self, work: Callable[..., Outcome | None], arg: object) -> Future[Outcome | None]:
         try:
             future = self._pool.submit(self._guarded, work, arg)
         except RuntimeError:  # the pool was shut down under us
@@ -361,7 +361,7 @@ def _call_of(lead: Lead) -> TrackdriveCall | None:
         return None
 
 
-def _done(result: Outcome | None) -> "Future[Outcome | None]":
+def _done(result: Outcome | None) -> Future[Outcome | None]:
     future: Future[Outcome | None] = Future()
     future.set_result(result)
     return future

@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Callable, Mapping, Union
+from typing import Callable, Mapping
 
 MAX_BODY_BYTES = 64 * 1024
 TRANSIENT_STATUSES = frozenset({408, 429})
@@ -38,7 +38,7 @@ class Failed:
     body: str
 
 
-Outcome = Union[Delivered, RetryLater, Failed]
+Outcome = Delivered | RetryLater | Failed
 
 
 def truncate_body(body: str, limit: int = MAX_BODY_BYTES) -> str:
@@ -68,6 +68,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if not value or not value.strip():
         return None
     value = value.strip()
+    seconds: float | None
     try:
         seconds = float(value)
     except ValueError:

@@ -166,7 +166,7 @@ def run_cases(test_file: Path, *, update: bool = False, loader: Loader | None = 
     return results
 
 
-def _run_case(case: Any, index: int, test_file: Path, sources: "_SourceCache", update: bool) -> CaseResult:
+def _run_case(case: Any, index: int, test_file: Path, sources: _SourceCache, update: bool) -> CaseResult:
     name = _case_name(case, index)
     problem = _case_problem(case)
     if problem:
@@ -252,7 +252,7 @@ def _matches(kind: str, expected: Any, outcome: Outcome) -> bool:
     if OUTCOME_OF_KIND[kind] != outcome.kind:
         return False
     if kind == "call":
-        return _plain(expected) == outcome.detail
+        return bool(_plain(expected) == outcome.detail)
     if kind == "leads":
         return _leads_match(expected, outcome.detail.get("leads") or [])
     return is_subset(_plain(expected), outcome.detail)
@@ -279,8 +279,8 @@ def is_subset(expected: Any, actual: Any) -> bool:
             key in actual and is_subset(value, actual[key]) for key, value in expected.items())
     if isinstance(expected, list):
         return (isinstance(actual, list) and len(expected) == len(actual)
-                and all(is_subset(e, a) for e, a in zip(expected, actual)))
-    return expected == actual
+                and all(is_subset(e, a) for e, a in zip(expected, actual, strict=True)))
+    return bool(expected == actual)
 
 
 def _project(expected: Any, actual: Any) -> Any:
@@ -288,7 +288,7 @@ def _project(expected: Any, actual: Any) -> Any:
     if isinstance(expected, dict) and isinstance(actual, dict):
         return {key: _project(value, actual[key]) for key, value in expected.items() if key in actual}
     if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
-        return [_project(e, a) for e, a in zip(expected, actual)]
+        return [_project(e, a) for e, a in zip(expected, actual, strict=True)]
     return actual
 
 

@@ -7,17 +7,26 @@ carry on and show the author every mistake in one run.
 from __future__ import annotations
 
 import difflib
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Protocol
 
 from relay.mapping.model import ENV_REF, Problem
 from relay.words import boolean_word
 from relay.mapping.yamlload import Map, Node, Scalar, Seq, kind_of
 
 
-
 def closest(word: str, choices: Iterable[str]) -> str | None:
     matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return matches[0] if matches else None
+
+
+class Located(Protocol):
+    """A node of the tree, or anything compiled from one, that knows where it was written."""
+
+    @property
+    def line(self) -> int: ...
+
+    @property
+    def column(self) -> int: ...
 
 
 class Checker:
@@ -28,7 +37,7 @@ class Checker:
 
     # --- reporting ---
 
-    def error(self, node: Node | None, message: str, code: str) -> None:
+    def error(self, node: Located | None, message: str, code: str) -> None:
         line, column = (node.line, node.column) if node is not None else (1, 1)
         self.problems.append(Problem(self.file, line, column, message, code))
 

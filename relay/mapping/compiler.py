@@ -209,7 +209,8 @@ class _Compiler:
         if items is None:
             return None
         rules = [self._drop(item, f"drop[{index}]") for index, item in enumerate(items)]
-        return None if any(rule is None for rule in rules) else tuple(rules)  # type: ignore[misc]
+        kept = [rule for rule in rules if rule is not None]
+        return tuple(kept) if len(kept) == len(rules) else None
 
     def _drop(self, node: Node, where: str) -> tuple[Any, str] | None:
         shape = self.ck.as_map(node, where)
@@ -318,7 +319,8 @@ class _Compiler:
         if items is None:
             return None
         routes = [self._route(item, index, base, passthrough) for index, item in enumerate(items)]
-        return None if any(route is None for route in routes) else tuple(routes)  # type: ignore[misc]
+        kept = [route for route in routes if route is not None]
+        return tuple(kept) if len(kept) == len(routes) else None
 
     def _route(self, node: Node, index: int, base: _Section,
                passthrough: Passthrough | None) -> Route | None:
@@ -384,7 +386,7 @@ class _Compiler:
     def _check_target(self, action: str, target: Target | None, at: Map, label: str) -> bool:
         if target is None:
             return False
-        tokens = LEAD_TOKENS if action == "create_lead" else LEAD_TOKENS + ("auth_token",)
+        tokens = LEAD_TOKENS if action == "create_lead" else (*LEAD_TOKENS, "auth_token")
         if any(token in target.secrets for token in tokens):
             return True
         self.ck.error(at, f"{action}{label} needs trackdrive.{' or '.join(tokens)}", "missing_key")

@@ -72,8 +72,9 @@ def _test(ck: Checker, kind: str, shape: Map, where: str) -> Condition | None:
     path_node = ck.need(shape, "path", where)
     path = _path(ck, path_node, f"{where}.path") if path_node is not None else None
     ignore_case = False
-    if "ignore_case" in shape:
-        ignore_case = bool(ck.boolean(shape.get("ignore_case"), f"{where}.ignore_case"))
+    ignore_case_node = shape.get("ignore_case")
+    if ignore_case_node is not None:
+        ignore_case = bool(ck.boolean(ignore_case_node, f"{where}.ignore_case"))
     arg = shape.get(kind)
     assert arg is not None
     predicate = _predicate(ck, kind, arg, f"{where}.{kind}", ignore_case)

@@ -45,7 +45,7 @@ def _token_name(parts: tuple[str | int, ...]) -> str:
 
 
 def flatten(payload: Any, *, max_depth: int = 3, include: Sequence[str] = (),
-            exclude: Sequence[str] = (), skip: Collection[tuple] = ()) -> tuple[dict[str, Any], list[str]]:
+            exclude: Sequence[str] = (), skip: Collection[tuple[Any, ...]] = ()) -> tuple[dict[str, Any], list[str]]:
     """(tokens, clashes): scalar tokens from nested data; clashes name tokens given twice."""
     skip_set = skip if isinstance(skip, (set, frozenset)) else frozenset(skip)
     flattener = _Flattener(max_depth, _globs(tuple(include)), _globs(tuple(exclude)), skip_set)
@@ -56,7 +56,7 @@ def flatten(payload: Any, *, max_depth: int = 3, include: Sequence[str] = (),
 
 class _Flattener:
     def __init__(self, max_depth: int, include: re.Pattern[str] | None, exclude: re.Pattern[str] | None,
-                 skip: Collection[tuple]) -> None:
+                 skip: Collection[tuple[Any, ...]]) -> None:
         self.max_depth = max(1, max_depth)
         self.include = include
         self.exclude = exclude
@@ -64,7 +64,7 @@ class _Flattener:
         self.tokens: dict[str, Any] = {}
         self.clashes: list[str] = []
 
-    def walk(self, value: Any, keys: tuple) -> None:
+    def walk(self, value: Any, keys: tuple[Any, ...]) -> None:
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, child in items:
             child_keys = (*keys, key)
@@ -81,7 +81,7 @@ class _Flattener:
             else:
                 self.add(child_keys, str(child))
 
-    def add(self, keys: tuple, value: Any) -> None:
+    def add(self, keys: tuple[Any, ...], value: Any) -> None:
         name = _token_name(keys)
         if not name or not self.wanted(name):
             return

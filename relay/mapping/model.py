@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Union
+from typing import Any, Mapping
 from urllib.parse import quote
 
 from relay.errors import LeadRefused, SourceMisconfigured
@@ -71,7 +71,7 @@ class TrackdriveCall:
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        shown = {"action": self.action, "method": self.method, "path": self.path,
+        shown: dict[str, Any] = {"action": self.action, "method": self.method, "path": self.path,
                  "query": dict(self.query), "body": self.body, "base_url": self.base_url,
                  "secrets": dict(self.secrets), "route": self.route}
         if self.notes:
@@ -79,7 +79,7 @@ class TrackdriveCall:
         return shown
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "TrackdriveCall":
+    def from_dict(cls, raw: Mapping[str, Any]) -> TrackdriveCall:
         return cls(action=raw["action"], method=raw["method"], path=raw["path"],
                    query=dict(raw.get("query") or {}), body=dict(raw.get("body") or {}),
                    base_url=raw.get("base_url"), secrets=dict(raw.get("secrets") or {}),
@@ -125,7 +125,8 @@ class Refusal:
                            rule=self.rule, paths=list(self.paths))
 
     def to_dict(self) -> dict[str, Any]:
-        return self.to_error().to_dict()["error"]
+        shown: dict[str, Any] = self.to_error().to_dict()["error"]
+        return shown
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class Drop:
         return {"source": self.source, "reason": self.reason}
 
 
-MapOutcome = Union[TrackdriveCall, Refusal, Drop]
+MapOutcome = TrackdriveCall | Refusal | Drop
 
 
 # --- a source's inbound settings (the ``inbound:`` section of a mapping file) ---

@@ -66,7 +66,7 @@ def walk(payload: Any, keys: tuple[Key, ...]) -> Any:
 class CompiledPath:
     """A JSONPath compiled once; ``values()`` returns every match, in order."""
 
-    __slots__ = ("text", "simple_keys", "expression")
+    __slots__ = ("expression", "simple_keys", "text")
 
     def __init__(self, text: str, simple_keys: tuple[Key, ...] | None, expression: Any) -> None:
         self.text = text

@@ -139,9 +139,9 @@ def _replace_at_keys(keys: tuple[Any, ...], convert: Callable[[Any], Any]) -> St
 
     def pairs(payload: Any) -> Any:
         parent = walk(payload, parent_keys)
-        if isinstance(parent, dict) and isinstance(last, str) and last in parent:
-            parent[last] = convert(parent[last])
-        elif isinstance(parent, list) and isinstance(last, int) and -len(parent) <= last < len(parent):
+        in_dict = isinstance(parent, dict) and isinstance(last, str) and last in parent
+        in_list = isinstance(parent, list) and isinstance(last, int) and -len(parent) <= last < len(parent)
+        if in_dict or in_list:
             parent[last] = convert(parent[last])
         return payload
 

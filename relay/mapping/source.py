@@ -44,7 +44,7 @@ class Plan:
     fields: tuple[Field, ...]  # plain values first, then templates, each in file order
     target: Target
     passthrough: Passthrough | None
-    consumed: frozenset[tuple]  # payload keys read by simple paths: passthrough skips them
+    consumed: frozenset[tuple[Any, ...]]  # payload keys read by simple paths: passthrough skips them
 
     def run(self, source: str, payload: Any) -> MapOutcome:
         context: dict[str, Any] = {"payload": payload}
@@ -181,7 +181,7 @@ class Source:
         message = getattr(error, "message", str(error))
         return Refusal(self.name, "lead", rule, message)
 
-    def idempotency_key(self, payload: dict, headers: Mapping[str, str]) -> str | None:
+    def idempotency_key(self, payload: dict[str, Any], headers: Mapping[str, str]) -> str | None:
         if self.idempotency is None or not self.inbound.idempotency_window_s:
             return None
         if self.idempotency.header is not None:

@@ -51,7 +51,7 @@ for _unsafe in ("lipsum", "cycler", "joiner", "namespace"):
 class CompiledTemplate:
     """A template parsed once; ``names`` are the variables it reads."""
 
-    __slots__ = ("text", "names", "_template")
+    __slots__ = ("_template", "names", "text")
 
     def __init__(self, text: str, names: frozenset[str], template: Any) -> None:
         self.text = text
@@ -60,7 +60,8 @@ class CompiledTemplate:
 
     def render(self, context: Mapping[str, Any]) -> str:
         try:
-            return self._template.render(context).strip()
+            rendered: str = self._template.render(context)
+            return rendered.strip()
         except Exception as error:  # any failure inside a template refuses the lead alike
             raise TransformError("template", f"template failed: {_short(error)}") from None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from datetime import date, datetime, timezone, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -392,7 +392,7 @@ def _datetime(arg: Any) -> Transform:
         if _blank(value):
             return None
         moment = _parse_moment(value, formats, zone)
-        moment = moment.astimezone(timezone.utc if to_utc else zone)
+        moment = moment.astimezone(UTC if to_utc else zone)
         return moment.strftime(output)
 
     return elementwise(convert)
@@ -402,7 +402,7 @@ def _zone(name: Any) -> tzinfo:
     if not isinstance(name, str):
         raise ValueError("transform 'datetime': 'tz' must be an IANA zone name like America/Chicago")
     if name.upper() == "UTC":
-        return timezone.utc
+        return UTC
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -415,7 +415,7 @@ def _from_formats(raw: Any) -> tuple[str, ...]:
     formats = (raw,) if isinstance(raw, str) else tuple(raw) if isinstance(raw, list) else None
     if not formats or not all(isinstance(f, str) and f for f in formats):
         raise ValueError("transform 'datetime': 'from' must be a strptime format or a list of them")
-    sample = datetime(2001, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    sample = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
     for fmt in formats:
         try:
             datetime.strptime(sample.strftime(fmt), fmt)
@@ -458,7 +458,7 @@ def _from_epoch(seconds: float) -> datetime | None:
     if seconds >= 1e11:  # 13 digits: the sender used milliseconds
         seconds /= 1000
     try:
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
 

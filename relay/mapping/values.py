@@ -44,7 +44,7 @@ class Field:
     paths: tuple[str, ...]  # as written, for refusal messages
     template: Any = None  # a CompiledTemplate; rendered with the context instead of read
     constant: Any = None  # the constant's text when the spec is a constant
-    simple_keys: tuple[tuple, ...] = ()  # payload keys read verbatim (passthrough skips them)
+    simple_keys: tuple[tuple[Any, ...], ...] = ()  # payload keys read verbatim (passthrough skips them)
     line: int = 1
     column: int = 1
 

@@ -12,7 +12,7 @@ extra documents are refused: each is a way to hide a mistake in a mapping.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Union
+from typing import Iterator
 
 import yaml
 
@@ -40,18 +40,18 @@ class Scalar:
 
 @dataclass(frozen=True)
 class Seq:
-    items: tuple["Node", ...]
+    items: tuple[Node, ...]
     line: int
     column: int
 
 
 @dataclass(frozen=True)
 class Map:
-    entries: dict[str, tuple[Scalar, "Node"]] = field(hash=False)
+    entries: dict[str, tuple[Scalar, Node]] = field(hash=False)
     line: int = 1
     column: int = 1
 
-    def get(self, key: str) -> "Node | None":
+    def get(self, key: str) -> Node | None:
         entry = self.entries.get(key)
         return entry[1] if entry else None
 
@@ -61,12 +61,12 @@ class Map:
     def __contains__(self, key: str) -> bool:
         return key in self.entries
 
-    def items(self) -> Iterator[tuple[str, "Node"]]:
+    def items(self) -> Iterator[tuple[str, Node]]:
         for key, (_, value) in self.entries.items():
             yield key, value
 
 
-Node = Union[Scalar, Seq, Map]
+Node = Scalar | Seq | Map
 
 
 def to_python(node: Node) -> object:
@@ -120,8 +120,8 @@ class _TreeBuilder:
         self.problems: list[Problem] = []
 
     def problem(self, event: yaml.Event, message: str, code: str) -> None:
-        mark = event.start_mark
-        self.problems.append(Problem(self.file, mark.line + 1, mark.column + 1, message, code))
+        line, column = _position(event)
+        self.problems.append(Problem(self.file, line, column, message, code))
 
     def build(self, events: Iterator[yaml.Event]) -> Node | None:
         root: Node | None = None
@@ -142,23 +142,24 @@ class _TreeBuilder:
 
     def node(self, event: yaml.Event, stream: Iterator[yaml.Event]) -> Node:
         self.check_decorations(event)
-        mark = event.start_mark
+        line, column = _position(event)
         if isinstance(event, yaml.ScalarEvent):
-            return Scalar(event.value, mark.line + 1, mark.column + 1, plain=not event.style)
+            return Scalar(event.value, line, column, plain=not event.style)
         if isinstance(event, yaml.SequenceStartEvent):
             return self.sequence(event, stream)
         if isinstance(event, yaml.MappingStartEvent):
             return self.mapping(event, stream)
         # an alias: reported above; stands for nothing
-        return Scalar("", mark.line + 1, mark.column + 1)
+        return Scalar("", line, column)
 
     def check_decorations(self, event: yaml.Event) -> None:
         if isinstance(event, yaml.AliasEvent):
             self.problem(event, f"aliases (*{event.anchor}) are not allowed: write the value out",
                          "alias")
             return
-        if getattr(event, "anchor", None):
-            self.problem(event, f"anchors (&{event.anchor}) are not allowed: write values out",
+        anchor = getattr(event, "anchor", None)
+        if anchor:
+            self.problem(event, f"anchors (&{anchor}) are not allowed: write values out",
                          "anchor")
         tag = getattr(event, "tag", None)
         if tag not in (None, "!"):
@@ -170,7 +171,7 @@ class _TreeBuilder:
             if isinstance(event, yaml.SequenceEndEvent):
                 break
             items.append(self.node(event, stream))
-        return Seq(tuple(items), start.start_mark.line + 1, start.start_mark.column + 1)
+        return Seq(tuple(items), *_position(start))
 
     def mapping(self, start: yaml.Event, stream: Iterator[yaml.Event]) -> Map:
         entries: dict[str, tuple[Scalar, Node]] = {}
@@ -191,4 +192,12 @@ class _TreeBuilder:
                              "duplicate_key")
                 continue
             entries[key.text] = (key, value)
-        return Map(entries, start.start_mark.line + 1, start.start_mark.column + 1)
+        return Map(entries, *_position(start))
+
+
+def _position(event: yaml.Event) -> tuple[int, int]:
+    """1-based line and column where ``event`` starts."""
+    mark = event.start_mark
+    if mark is None:  # the parser marks every event it emits
+        return 0, 0
+    return mark.line + 1, mark.column + 1

@@ -5,6 +5,7 @@ call that was dropped, timed out or answered 5xx/429 never counts as accepted.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -18,8 +19,7 @@ from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 
 from relay.sandbox.behaviour import Behaviour, Dice
 from relay.sandbox.recorder import LEAD_ID_HEADER, Recorder, mask_params, safe_headers
-from relay.sandbox.validation import (is_true, lead_token_of, validate_caller_call,
-                                      validate_create)
+from relay.sandbox.validation import is_true, lead_token_of, validate_caller_call, validate_create
 
 CALLER_ACTIONS = {
     "caller_opt_out": ["PUT", "GET"],
@@ -233,10 +233,8 @@ def _drop_connection() -> Response:
     sock = request.environ.get("werkzeug.socket")
     if sock is None:
         raise DroppedConnection()
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     # Werkzeug's write to the closed socket fails quietly; the client sees no answer.
     return Response(status=502)
 

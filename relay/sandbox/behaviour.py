@@ -29,7 +29,7 @@ class Behaviour:
         if self.delay_ms < 0 or self.timeout_s < 0 or self.retry_after < 0:
             raise ValueError("delay_ms, timeout_s and retry_after must not be negative")
 
-    def updated(self, changes: Mapping[str, Any]) -> "Behaviour":
+    def updated(self, changes: Mapping[str, Any]) -> Behaviour:
         """A copy with ``changes`` applied; ValueError names the first bad field."""
         known = {f.name: f for f in fields(self)}
         values: dict[str, Any] = {}
@@ -92,7 +92,7 @@ class Dice:
             rolls = [self._random.random() for _ in range(4)]
         chances = (("drop", behaviour.drop_rate), ("timeout", behaviour.timeout_rate),
                    ("rate_limited", behaviour.rate_429), ("fail", behaviour.fail_rate))
-        for (fate, chance), roll in zip(chances, rolls):
+        for (fate, chance), roll in zip(chances, rolls, strict=True):
             if roll < chance:
                 return fate
         return "answer"

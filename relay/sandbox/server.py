@@ -37,7 +37,7 @@ class RunningSandbox:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{_text(host)}:{port}"
 
     def close(self) -> None:
         sandbox_state(self.app).closing.set()
@@ -51,3 +51,8 @@ def serve_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0) -> Runni
     thread = threading.Thread(target=server.serve_forever, name="relay-sandbox", daemon=True)
     thread.start()
     return RunningSandbox(app, server, thread)
+
+
+def _text(host: str | bytes | bytearray) -> str:
+    """A socket address's host, which the socket module types as str or bytes."""
+    return host.decode() if isinstance(host, (bytes, bytearray)) else host

@@ -3,12 +3,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-from delivery_fakes import TOKEN, TOKEN_ENV, create_call, received, set_behaviour
 
 from relay.delivery.client import USER_AGENT, TrackdriveClient
 from relay.delivery.outcome import Delivered, Failed, RetryLater
 from relay.mapping.model import TrackdriveCall, caller_path
 from relay.sandbox.server import RunningSandbox
+
+from delivery_fakes import TOKEN, TOKEN_ENV, create_call, received, set_behaviour
 
 
 def client_for(sandbox: RunningSandbox, **kwargs: object) -> TrackdriveClient:

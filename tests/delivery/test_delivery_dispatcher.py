@@ -5,8 +5,6 @@ import threading
 from typing import Callable
 
 import pytest
-from delivery_fakes import (TOKEN, TOKEN_ENV, CountingLimiter, FakeStore, StubClient, create_call,
-                            make_lead, received, set_behaviour)
 
 from relay.delivery.client import TrackdriveClient
 from relay.delivery.dispatcher import Dispatcher
@@ -15,6 +13,18 @@ from relay.delivery.ratelimit import TokenBucket
 from relay.delivery.retry import RetryPolicy
 from relay.sandbox.server import RunningSandbox
 from tests.support.handover import hand_over
+
+from delivery_fakes import (
+    TOKEN,
+    TOKEN_ENV,
+    CountingLimiter,
+    FakeStore,
+    StubClient,
+    create_call,
+    make_lead,
+    received,
+    set_behaviour,
+)
 
 NOW = 1_000.0
 POLICY = RetryPolicy(delays=(5, 30), jitter=0.0)

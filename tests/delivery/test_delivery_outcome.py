@@ -2,8 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from relay.delivery.outcome import (MAX_BODY_BYTES, Delivered, Failed, RetryLater, classify,
-                                    parse_retry_after, truncate_body)
+from relay.delivery.outcome import (
+    MAX_BODY_BYTES,
+    Delivered,
+    Failed,
+    RetryLater,
+    classify,
+    parse_retry_after,
+    truncate_body,
+)
 
 NOW = 1_700_000_000.0
 

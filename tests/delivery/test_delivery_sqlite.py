@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from delivery_fakes import TOKEN, TOKEN_ENV, create_call, received, set_behaviour
 
 from relay.delivery.client import TrackdriveClient
 from relay.delivery.dispatcher import Dispatcher
@@ -17,6 +16,8 @@ from relay.sandbox.server import RunningSandbox
 from relay.store import open_store
 from relay.store.base import Received, Store
 from tests.support.handover import hand_over
+
+from delivery_fakes import TOKEN, TOKEN_ENV, create_call, received, set_behaviour
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -38,7 +38,7 @@ def shipped_cases() -> list:
     return params
 
 
-@lru_cache(maxsize=None)
+@cache
 def results_of(test_file: Path) -> dict[str, CaseResult]:
     return {result.name: result for result in run_cases(test_file)}
 

@@ -200,7 +200,8 @@ def test_real_path_counts_exactly_and_logs_no_secret_or_phone(running):
     relay_log, sandbox_log = processes[1].log(), processes[0].log()
     relay_lines = [line for line in relay_log.splitlines() if line.strip()]
     entries = [json.loads(line) for line in relay_lines]  # every line gunicorn wrote is JSON
-    request_entries = [e for e in entries if e.get("logger") == "relay.request" and e.get("path", "").startswith("/hooks/")]
+    request_entries = [e for e in entries
+                       if e.get("logger") == "relay.request" and e.get("path", "").startswith("/hooks/")]
     assert len(request_entries) == len(posts)
     assert all(e.get("request_id") and e.get("outcome") for e in request_entries)
     attempts = [e for e in entries if e.get("logger") == "relay.delivery" and e.get("result") == "delivered"]

@@ -54,7 +54,7 @@ class Stream:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def __enter__(self) -> "Stream":
+    def __enter__(self) -> Stream:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self

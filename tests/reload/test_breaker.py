@@ -7,8 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from relay.delivery.breaker import (CLOSED, HALF_OPEN, OPEN, BreakerSettings, Breakers, base_url_key,
-                                    verdict)
+from relay.delivery.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, BreakerSettings, base_url_key, verdict
 from relay.delivery.dispatcher import Dispatcher
 from relay.delivery.outcome import Delivered, Failed, Outcome, RetryLater
 from relay.delivery.retry import RetryPolicy

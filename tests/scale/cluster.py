@@ -23,7 +23,7 @@ API_KEY = SECRETS["GENERIC_JSON_API_KEY"]
 def nginx_config(listen_port: int, upstream_ports: tuple[int, int]) -> str:
     """deploy/nginx.conf with only the addresses changed: the file the docs ship is the one tested."""
     text = NGINX_CONF.read_text()
-    for shipped, port in zip(SHIPPED_UPSTREAMS, upstream_ports):
+    for shipped, port in zip(SHIPPED_UPSTREAMS, upstream_ports, strict=True):
         assert f"server {shipped} " in text, f"deploy/nginx.conf no longer names {shipped}"
         text = text.replace(f"server {shipped} ", f"server 127.0.0.1:{port} ")
     assert SHIPPED_LISTEN in text, "deploy/nginx.conf no longer has 'listen 80;'"

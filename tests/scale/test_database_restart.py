@@ -13,8 +13,8 @@ import requests
 
 from relay.store import open_store
 from tests.scale.cluster import API_KEY, Cluster, accepted_lead_ids
-from tests.support.stack import wait_until
 from tests.support import postgres
+from tests.support.stack import wait_until
 
 STREAMS = 4
 DOWN_PROBES = 5

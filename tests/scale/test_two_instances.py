@@ -13,8 +13,8 @@ import requests
 from relay.store import open_store
 from relay.store.base import Store
 from tests.scale.cluster import API_KEY, Cluster, accepted_lead_ids
-from tests.support.stack import wait_until
 from tests.scale.conftest import nginx_binary
+from tests.support.stack import wait_until
 
 LEADS = 2000
 CLIENTS = 16

@@ -15,9 +15,9 @@ from relay.store import open_store
 from relay.store.base import PENDING_STATUSES
 from relay.store.pg_migrations import MIGRATIONS
 from relay.store.postgres import PostgresLocation, PostgresStore
+from tests.store.factory import T0, received
 from tests.support import postgres
 from tests.support.tcpproxy import TcpProxy
-from tests.store.factory import T0, received
 
 LATEST = MIGRATIONS[-1][0]
 

@@ -33,11 +33,10 @@ class Process:
         self.cwd = cwd
         self.popen: subprocess.Popen | None = None
 
-    def start(self) -> "Process":
-        log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+    def start(self) -> Process:
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def wait_http(self, url: str, timeout_s: float = 20.0) -> None:
@@ -75,7 +74,7 @@ class Process:
             self.kill()
             return None
 
-    def __enter__(self) -> "Process":
+    def __enter__(self) -> Process:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

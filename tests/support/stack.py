@@ -70,7 +70,7 @@ class Stack:
                 "RELAY_POLL_INTERVAL": "0.2", "RELAY_GRACEFUL_TIMEOUT": "5", "RELAY_DRAIN_SECONDS": "0",
                 **self.env_overrides}
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         if not self.mappings_dir.exists():
             shutil.copytree(SHIPPED_MAPPINGS, self.mappings_dir)
         self.trackdrive = sandbox(self.sandbox_port, self.workdir / "sandbox.log", *self.sandbox_args).start()

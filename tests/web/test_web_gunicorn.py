@@ -6,24 +6,25 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 import pytest
 import requests
 
 from relay.store import open_store
 from tests.support.procs import ROOT, VENV_BIN, Process, free_port
-from tests.web.test_web_real_mapping import ENV as MAPPING_ENV, write_mappings
+from tests.web.test_web_real_mapping import ENV as MAPPING_ENV
+from tests.web.test_web_real_mapping import write_mappings
 from tests.web.web_fakes import recorded
 
 WAIT_S = 30.0  # an upper bound for slow machines, not a measurement
 
 
 class FakeTrackdrive(BaseHTTPRequestHandler):
-    calls: list[dict] = []
+    calls: ClassVar[list[dict]] = []
     called = threading.Event()
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         FakeTrackdrive.calls.append({"path": self.path, "body": self.rfile.read(length).decode()})
         FakeTrackdrive.called.set()

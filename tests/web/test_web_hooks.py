@@ -9,7 +9,6 @@ from relay.delivery.outcome import Delivered, Failed, RetryLater
 from relay.errors import StoreUnavailable
 from relay.mapping.inbound import IdempotencyKey
 from relay.mapping.model import MASK, InboundSettings, Problem, RateLimit, TokenAuth
-
 from tests.web.web_fakes import FakeDispatcher, FakeSource
 
 

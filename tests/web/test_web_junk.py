@@ -10,7 +10,8 @@ import pytest
 from relay.settings import Settings
 from relay.mapping.model import BasicAuth, InboundSettings, TokenAuth
 from relay.web import create_app
-from tests.web.test_web_real_mapping import ENV as REAL_ENV, MAPPINGS, write_mappings
+from tests.web.test_web_real_mapping import ENV as REAL_ENV
+from tests.web.test_web_real_mapping import MAPPINGS, write_mappings
 from tests.web.web_fakes import META_HMAC, FakeDispatcher, FakeSource
 
 ROUNDS = 300
@@ -56,7 +57,7 @@ def junk_headers(rng: random.Random) -> dict[str, str]:
 def fire_junk(client, sources: list[str], seed: int) -> None:
     rng = random.Random(seed)
     for round_ in range(ROUNDS):
-        name = rng.choice(sources + [junk_text(rng, 6).replace("/", "")])
+        name = rng.choice([*sources, junk_text(rng, 6).replace("/", "")])
         environ = {"REMOTE_ADDR": rng.choice(["127.0.0.1", "203.0.113.5", "::1", "junk"])}
         if rng.random() < 0.1:
             environ["CONTENT_LENGTH"] = rng.choice(["-5", "abc", "99999999999", "1"])

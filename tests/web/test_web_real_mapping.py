@@ -113,7 +113,7 @@ def test_meta_lead_object_is_verified_mapped_and_queued(real):
 
 
 def test_meta_lead_repeat_is_deduped_on_the_lead_id(real):
-    client, store, dispatcher = real
+    client, _store, dispatcher = real
     first = post_recorded(client, "facebook-lead", "facebook_lead_graph_object.http")
     repeat = post_recorded(client, "facebook-lead", "facebook_lead_graph_object.http")
     assert repeat.get_json() == {**first.get_json(), "duplicate": True}

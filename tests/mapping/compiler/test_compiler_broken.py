@@ -8,6 +8,7 @@ from relay.mapping import MappingInvalid, load_source
 
 import pytest
 
+
 BROKEN = Path(__file__).parent / "broken"
 MANY = BROKEN / "many_faults.yaml"
 

@@ -117,7 +117,8 @@ def test_brackets_repeated_append_and_collisions_keep_literal_keys():
 
 def test_brackets_on_a_real_form_post():
     from relay.mapping.model import InboundRequest
-    body = b"fields%5Bphone%5D%5Bvalue%5D=5125550147&fields%5Bemail%5D%5Bvalue%5D=a%40example.com&utm%5B%5D=x&utm%5B%5D=y"
+    body = (b"fields%5Bphone%5D%5Bvalue%5D=5125550147&fields%5Bemail%5D%5Bvalue%5D=a%40example.com"
+            b"&utm%5B%5D=x&utm%5B%5D=y")
     payload = parse_request(InboundRequest(content_type="application/x-www-form-urlencoded", body=body))
     prepared = compile_step("brackets", None)(payload)
     assert prepared == {"fields": {"phone": {"value": "5125550147"}, "email": {"value": "a@example.com"}},

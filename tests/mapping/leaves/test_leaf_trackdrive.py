@@ -1,8 +1,7 @@
 import pytest
 
 from relay.mapping.model import TrackdriveCall
-from relay.mapping.trackdrive import (ACTIONS, RULES, SECRET_PARAMS, ParamError, build_call, coerce,
-                                      params_for)
+from relay.mapping.trackdrive import ACTIONS, RULES, SECRET_PARAMS, ParamError, build_call, coerce, params_for
 
 REFERENCE_PARAMS = {
     "lead_token", "caller_id", "email", "contact_field_type", "schedule_callback_at",
@@ -49,7 +48,8 @@ def test_coerce_accepts(param, value, expected):
     ("blocked", "maybe", "boolean"), ("blocked", "y", "boolean"), ("blocked", 2, "boolean"),
     ("hours_to_expire", "4.2", "integer"), ("hours_to_expire", True, "integer"), ("hours_to_expire", "", "integer"),
     ("hours_to_expire", 4.2, "integer"),
-    ("schedule_callback_at", "2024-11-10T02:04:04Z", "time"), ("schedule_callback_at", "2024-1-10 02:04:04 +0000", "time"),
+    ("schedule_callback_at", "2024-11-10T02:04:04Z", "time"),
+    ("schedule_callback_at", "2024-1-10 02:04:04 +0000", "time"),
     ("schedule_callback_at", "2024-02-30 02:04:04 +0000", "time"), ("next_action_at", 1700000000, "time"),
     ("apply_to", "leads", "apply_to"),
     ("caller_id", True, "string"), ("email", ["a"], "string"), ("email", None, "string"),

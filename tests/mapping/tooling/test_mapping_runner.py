@@ -178,7 +178,7 @@ def test_mapping_that_does_not_load_lists_its_problems(tmp_path):
     from relay.mapping.model import Problem
 
     class Invalid(Exception):
-        problems = [Problem("acme.yaml", 3, 5, "unknown key 'lede'", "unknown_key")]
+        problems = (Problem("acme.yaml", 3, 5, "unknown key 'lede'", "unknown_key"),)
 
     def loader(path, *, env=None):
         raise Invalid("invalid")
