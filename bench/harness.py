@@ -12,8 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.procs import VENV_BIN, Process, free_port  # noqa: E402
-from tests.support.stack import SHIPPED_SECRETS, Stack, wait_until  # noqa: E402
+from tests.support.procs import VENV_BIN, Process, free_port
+from tests.support.stack import SHIPPED_SECRETS, Stack, wait_until
 
 GUNICORN_SETTINGS = {"RELAY_WORKERS": os.environ.get("BENCH_WORKERS", "2"),
                      "RELAY_THREADS": os.environ.get("BENCH_THREADS", "16")}

@@ -12,8 +12,9 @@ import subprocess
 import sys
 import time
 
-from relay.settings import Settings, SettingsError
 from relay.intake.lint import load_directory
+from relay.settings import Settings, SettingsError
+
 
 def _demo_env(settings: Settings) -> dict[str, str]:
     sources, _ = load_directory(settings.mappings_dir)

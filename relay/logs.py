@@ -15,8 +15,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger as GunicornBaseLogger
 
-# register_secret is still imported from here by the mapping reload.
-from relay.pii import mask_text, register_secret  # noqa: F401
+from relay.pii import mask_text
 
 # Record attributes, and the keys every line starts with, are never written as extra fields.
 _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "ts", "level", "logger"}

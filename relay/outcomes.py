@@ -14,8 +14,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ERROR_LABEL", "OUTCOMES", "Outcome", "PENDING_STATUSES", "LEAD_STATUSES", "answer_status",
-           "for_code", "for_status", "metric_labels", "request_label"]
+__all__ = [
+    "ERROR_LABEL",
+    "LEAD_STATUSES",
+    "OUTCOMES",
+    "PENDING_STATUSES",
+    "Outcome",
+    "answer_status",
+    "for_code",
+    "for_status",
+    "metric_labels",
+    "request_label",
+]
 
 
 @dataclass(frozen=True)

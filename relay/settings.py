@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field, fields
-from typing import Callable, Mapping, TypeVar
+from typing import Callable, ClassVar, Mapping, TypeVar
 
 from relay.words import FALSE_WORDS, TRUE_WORDS, boolean_word
 
@@ -75,7 +75,7 @@ class Settings:
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Every setting read and checked; raises :class:`SettingsError` on the first bad value."""
         source = dict(os.environ if env is None else env)
         read = _Reader(source)
@@ -122,7 +122,7 @@ class Settings:
         value = self.env.get(name)
         return value if value and value.strip() else None
 
-    def with_env(self, **changes: str) -> "Settings":
+    def with_env(self, **changes: str) -> Settings:
         """The same settings over an environment with some variables changed (tests, ``make run``)."""
         return Settings.from_env({**self.env, **changes})
 
@@ -135,7 +135,7 @@ def variables() -> list[str]:
 class _Reader:
     """Reads one variable at a time, turning each bad value into a SettingsError that names it."""
 
-    seen: set[str] = set()
+    seen: ClassVar[set[str]] = set()
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env

@@ -33,9 +33,9 @@ from relay import pii
 from relay.errors import RelayError
 from relay.logs import JsonFormatter
 from relay.mapping.model import ENV_REF, MASK, TrackdriveCall
+from relay.outcomes import LEAD_STATUSES
 from relay.settings import Settings
 from relay.store import open_store
-from relay.outcomes import LEAD_STATUSES, OUTCOMES
 from relay.store.base import Lead, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -148,7 +148,7 @@ def run_list(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     if args.json:
         _print_json([_summary(lead) for lead in leads], out)
         return EXIT_OK
-    rows = [(lead.id, _iso(lead.received_at), lead.source, lead.status, str(lead.attempts),
+    rows = [(lead.id, _iso(lead.received_at) or "", lead.source, lead.status, str(lead.attempts),
              "" if lead.response_status is None else str(lead.response_status))
             for lead in leads]
     _print_table(("ID", "RECEIVED", "SOURCE", "STATUS", "ATTEMPTS", "HTTP"), rows, out)
@@ -375,5 +375,5 @@ def _print_table(header: tuple[str, ...], rows: Iterable[tuple[str, ...]], out: 
     rows = [header, *rows]
     widths = [max(len(row[i] or "") for row in rows) for i in range(len(header))]
     for row in rows:
-        print("  ".join((cell or "").ljust(width) for cell, width in zip(row, widths)).rstrip(),
+        print("  ".join((cell or "").ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(),
               file=out)

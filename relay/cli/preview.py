@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from relay.mapping.httpfile import HttpFileError, guess_content_type, parse_http_file
-from relay.mapping.model import InboundRequest
 from relay.intake.files import MAPPING_SUFFIXES
 from relay.intake.testing import Outcome, outcome_of
+from relay.mapping.httpfile import HttpFileError, guess_content_type, parse_http_file
+from relay.mapping.model import InboundRequest
 from relay.settings import Settings
 
 EXIT_CALL = 0

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import replace
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
+from dataclasses import replace
 from typing import Callable
 
 from relay import metrics

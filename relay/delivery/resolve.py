@@ -11,7 +11,7 @@ failed for good).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from relay.delivery.outcome import Outcome
 from relay.store.base import Lead
@@ -26,7 +26,7 @@ class Resolution:
     mapping_version: str
 
 
-Resolved = Union[Resolution, Outcome]
+Resolved = Resolution | Outcome
 
 
 class LeadResolver(Protocol):

@@ -66,7 +66,7 @@ def accept(intake: Intake, source: Source, request: InboundRequest, *, request_i
     rows = [received_row(source, request, draft, len(evaluation.drafts), received_at=received_at,
                          request_id=request_id, owner=intake.desk.owner if hold and intake.desk else None,
                          lease_s=intake.lease_s)
-            for draft, hold in zip(evaluation.drafts, held)]
+            for draft, hold in zip(evaluation.drafts, held, strict=True)]
     try:
         results = persist(intake.store, rows)
     except BaseException:
@@ -130,7 +130,7 @@ def hand_over(desk: DeliveryDesk | None, stored: tuple[Stored, ...], held: list[
     deliveries: dict[str, Future[Any]] = {}
     if desk is None:
         return deliveries
-    for item, hold in zip(stored, held):
+    for item, hold in zip(stored, held, strict=True):
         if not hold:
             continue
         lead = item.lead

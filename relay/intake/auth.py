@@ -9,11 +9,18 @@ import base64
 import binascii
 import hashlib
 import hmac
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 from relay.errors import Forbidden, Unauthorized
-from relay.mapping.model import BasicAuth, HmacAuth, InboundSettings, TokenAuth
 from relay.intake.addresses import address_in
+from relay.mapping.model import BasicAuth, HmacAuth, InboundSettings, TokenAuth
+
+
+class HeaderLookup(Protocol):
+    """Request headers read by name, case-insensitively (werkzeug's Headers, or a plain dict)."""
+
+    def get(self, key: str, /) -> str | None: ...
+
 
 DIGESTS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
 META_MODE, META_TOKEN, META_CHALLENGE = "hub.mode", "hub.verify_token", "hub.challenge"
@@ -41,7 +48,7 @@ def check_ip(allowed: Sequence[str], client_addr: str) -> None:
         raise Forbidden(f"ip_allow: address {client_addr or 'unknown'} is not allowed", check="ip_allow")
 
 
-def check_token(token: TokenAuth, headers: Mapping[str, str],
+def check_token(token: TokenAuth, headers: HeaderLookup,
                 query_pairs: Sequence[tuple[str, str]], env: Mapping[str, str]) -> None:
     if token.header:
         where, given = f"header {token.header}", headers.get(token.header)
@@ -78,7 +85,7 @@ def expected_signatures(signing: HmacAuth, body: bytes, env: Mapping[str, str]) 
     return signatures
 
 
-def check_signature(signing: HmacAuth, headers: Mapping[str, str], body: bytes,
+def check_signature(signing: HmacAuth, headers: HeaderLookup, body: bytes,
                     env: Mapping[str, str]) -> None:
     given = (headers.get(signing.header) or "").strip()
     if not given:
@@ -93,7 +100,7 @@ def check_signature(signing: HmacAuth, headers: Mapping[str, str], body: bytes,
         raise Unauthorized(f"signature mismatch in header {signing.header}", check="hmac")
 
 
-def check_before_body(inbound: InboundSettings, *, client_addr: str, headers: Mapping[str, str],
+def check_before_body(inbound: InboundSettings, *, client_addr: str, headers: HeaderLookup,
                       query_pairs: Sequence[tuple[str, str]], env: Mapping[str, str]) -> None:
     """The checks that need no body, so a stranger cannot make the relay read one."""
     check_ip(inbound.ip_allow, client_addr)
@@ -103,7 +110,7 @@ def check_before_body(inbound: InboundSettings, *, client_addr: str, headers: Ma
         check_basic(inbound.basic, headers.get("Authorization"), env)
 
 
-def check_body(inbound: InboundSettings, *, headers: Mapping[str, str], body: bytes,
+def check_body(inbound: InboundSettings, *, headers: HeaderLookup, body: bytes,
                env: Mapping[str, str]) -> None:
     if inbound.hmac:
         check_signature(inbound.hmac, headers, body, env)

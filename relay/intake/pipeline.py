@@ -12,7 +12,7 @@ so the caller can store the lead for replay and log the traceback with its id.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Mapping
 
 from relay.errors import LeadRefused, RelayError
 from relay.mapping.model import Drop, InboundRequest, MapOutcome, Refusal, TrackdriveCall
@@ -32,7 +32,7 @@ class Deferred:
         return {"source": self.source, "stage": "fetch"}
 
 
-LeadOutcome = Union[TrackdriveCall, Refusal, Drop, Deferred]
+LeadOutcome = TrackdriveCall | Refusal | Drop | Deferred
 
 
 @dataclass(frozen=True)

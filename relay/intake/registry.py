@@ -65,7 +65,7 @@ class SourceRegistry:
                                   extra_problems=tuple(problems))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "SourceRegistry":
+    def load(cls, directory: str | Path) -> SourceRegistry:
         """Compile every mapping file in ``directory``.
 
         Loaded without the environment on purpose: a source whose secret is unset

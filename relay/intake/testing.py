@@ -262,7 +262,7 @@ def _leads_match(expected: Any, actual: list[dict[str, Any]]) -> bool:
     """``leads:`` lists one single-kind expectation per lead, in order (call, call_subset, refusal...)."""
     if not isinstance(expected, list) or len(expected) != len(actual):
         return False
-    for wanted, got in zip(expected, actual):
+    for wanted, got in zip(expected, actual, strict=True):
         if not isinstance(wanted, dict) or len(wanted) != 1 or next(iter(wanted)) not in OUTCOME_OF_KIND:
             return False
         kind, detail = next(iter(wanted.items()))

@@ -16,8 +16,8 @@ import threading
 from typing import Any, Iterable, Mapping
 
 from relay.intake.registry import ReloadReport, SourceRegistry
-from relay.logs import register_secret
 from relay.mapping.source import Source
+from relay.pii import register_secret
 
 log = logging.getLogger("relay.reload")
 

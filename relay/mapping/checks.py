@@ -10,8 +10,8 @@ import difflib
 from typing import Iterable, Mapping, Protocol
 
 from relay.mapping.model import ENV_REF, Problem
-from relay.words import boolean_word
 from relay.mapping.yamlload import Map, Node, Scalar, Seq, kind_of
+from relay.words import boolean_word
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:

@@ -18,9 +18,9 @@ from relay.mapping.checks import Checker, closest
 from relay.mapping.conditions import compile_condition
 from relay.mapping.inbound import compile_inbound
 from relay.mapping.model import ENV_REF, Problem
+from relay.mapping.paths import CompiledPath
 from relay.mapping.source import Passthrough, Plan, Route, Source, Target
 from relay.mapping.templates import ENVIRONMENT
-from relay.mapping.paths import CompiledPath
 from relay.mapping.values import Field, cached_path, compile_field, is_path_text
 from relay.mapping.yamlload import Map, Node, Scalar, load_yaml, to_python
 

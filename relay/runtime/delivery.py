@@ -7,7 +7,7 @@ import uuid
 
 from flask import Flask
 
-from relay.delivery.breaker import BreakerSettings, Breakers
+from relay.delivery.breaker import Breakers, BreakerSettings
 from relay.delivery.client import TrackdriveClient
 from relay.delivery.dispatcher import Dispatcher
 from relay.delivery.retry import RetryPolicy

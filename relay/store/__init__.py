@@ -10,11 +10,20 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from relay.store.base import (ACCEPTED_STATUSES, PENDING_STATUSES, STATUSES, Count, Lead,
-                              PendingStats, Received, Settlement, Store)
+from relay.store.base import (
+    ACCEPTED_STATUSES,
+    PENDING_STATUSES,
+    STATUSES,
+    Count,
+    Lead,
+    PendingStats,
+    Received,
+    Settlement,
+    Store,
+)
 
-__all__ = ["ACCEPTED_STATUSES", "PENDING_STATUSES", "STATUSES", "Count", "Lead", "PendingStats", "Received", "Settlement", "Store",
-           "new_lead_id", "open_store", "sqlite_path"]
+__all__ = ["ACCEPTED_STATUSES", "PENDING_STATUSES", "STATUSES", "Count", "Lead", "PendingStats", "Received",
+           "Settlement", "Store", "new_lead_id", "open_store", "sqlite_path"]
 
 # Crockford base32: no I, L, O, U, so ids survive being read aloud or retyped.
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -49,7 +49,8 @@ class WriteLock:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise WriteLockTimeout(f"database is locked: no write turn within {self.timeout_s:g}s")
+                    raise WriteLockTimeout(
+                        f"database is locked: no write turn within {self.timeout_s:g}s") from None
                 time.sleep(RETRY_S)
         try:
             yield

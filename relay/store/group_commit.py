@@ -5,8 +5,9 @@ waits for SQLite's file lock (whose busy handler sleeps in steps of several
 milliseconds). Sixteen request threads each committing their own insert spend
 most of their time in those two waits. Here a request thread hands its write to
 the process's writer and blocks on a future; the writer takes whatever writes
-are waiting, runs them in one ``BEGIN IMMEDIATE`` transaction and commits once. An idle writer runs a lone write at once, so a quiet relay pays no
-extra latency; a busy one pays one disk sync for a whole batch.
+are waiting, runs them in one ``BEGIN IMMEDIATE`` transaction and commits once.
+An idle writer runs a lone write at once, so a quiet relay pays no extra latency;
+a busy one pays one disk sync for a whole batch.
 
 Each write still commits before its caller returns: nothing is acknowledged
 before it is durable. When one write of a batch raises, the batch is rolled back
@@ -74,7 +75,7 @@ class GroupCommitWriter:
             try:
                 with self._write_turn():
                     self._commit(batch)
-            except Exception as exc:  # noqa: BLE001 - the writer must outlive any batch
+            except Exception as exc:
                 if self._conn is not None:
                     _rollback(self._conn)
                 self._conn = None
@@ -96,7 +97,7 @@ class GroupCommitWriter:
             self._conn = None
             _fail_all(batch, self._unavailable(exc))
             return
-        for (_, future), result in zip(batch, results):
+        for (_, future), result in zip(batch, results, strict=True):
             future.set_result(result)
 
     def _transaction(self, writes: list[Write[Any]]) -> list[object]:
@@ -128,7 +129,7 @@ class _WriteFailed(Exception):
 def _run(conn: sqlite3.Connection, write: Write[Any]) -> object:
     try:
         return write(conn)
-    except Exception as exc:  # noqa: BLE001 - handed to the caller through its future
+    except Exception as exc:
         raise _WriteFailed(exc) from exc
 
 

@@ -1,7 +1,8 @@
 """Versioned schema changes for the SQL outbox.
 
 Each entry is applied once, in order, inside the migrating transaction, and
-recorded in ``schema_migrations`` (``SqlStore.migrate`` runs both dialects' lists). Never edit an applied entry: append a new one.
+recorded in ``schema_migrations`` (``SqlStore.migrate`` runs both dialects' lists).
+Never edit an applied entry: append a new one.
 The SQL sticks to types and syntax PostgreSQL accepts too, apart from BLOB and
 AUTOINCREMENT, which a PostgreSQL backend spells BYTEA and an identity column.
 """

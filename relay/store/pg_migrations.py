@@ -70,7 +70,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         "CREATE INDEX dedupe_keys_expiry ON dedupe_keys (expires_at)",
         "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY, beat_at DOUBLE PRECISION NOT NULL)",
     )),
-    (2, BATCH_COLUMNS + (
+    (2, (*BATCH_COLUMNS,
         # A fetching lead is claimed like a queued one, so the claim index covers it too.
         "DROP INDEX leads_claimable",
         "CREATE INDEX leads_claimable ON leads (next_attempt_at, id)"

@@ -68,7 +68,7 @@ class PostgresLocation:
     pool_size: int
 
     @classmethod
-    def parse(cls, url: str) -> "PostgresLocation":
+    def parse(cls, url: str) -> PostgresLocation:
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("postgres", "postgresql"):
             raise ValueError(f"not a PostgreSQL URL: scheme {parts.scheme!r}")

@@ -30,7 +30,7 @@ def new_batch_rows(lead_ids: Sequence[str], received: Sequence[Received]) -> lis
     """The rows of one request's leads; those without a batch_id share the first lead's id."""
     batch_id = lead_ids[0] if lead_ids else ""
     return [new_lead_row(lead_id, item, item.batch_id or batch_id)
-            for lead_id, item in zip(lead_ids, received)]
+            for lead_id, item in zip(lead_ids, received, strict=True)]
 
 
 def new_lead_row(lead_id: str, received: Received, batch_id: str = "") -> dict[str, Any]:

@@ -13,11 +13,19 @@ import time
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, TypeVar
 
 from relay.store import new_lead_id
-from relay.store.base import (ACCEPTED_STATUSES, PENDING_STATUSES, Count, Lead, PendingStats,
-                              Received, Settlement, Store)
-from relay.store.rows import (LEAD_COLUMNS, LEAD_FIELDS, check_remap, check_resolve,
-                              check_settlement, dumps, lead_from_row, new_batch_rows, sql_list,
-                              truncate)
+from relay.store.base import ACCEPTED_STATUSES, PENDING_STATUSES, Count, Lead, PendingStats, Received, Settlement, Store
+from relay.store.rows import (
+    LEAD_COLUMNS,
+    LEAD_FIELDS,
+    check_remap,
+    check_resolve,
+    check_settlement,
+    dumps,
+    lead_from_row,
+    new_batch_rows,
+    sql_list,
+    truncate,
+)
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
@@ -133,7 +141,7 @@ class SqlStore(Store):
         rows = new_batch_rows([new_lead_id() for _ in items], items)
 
         def write(tx: Tx) -> list[tuple[Lead, bool]]:
-            return [_insert_one(tx, item, row) for item, row in zip(items, rows)]
+            return [_insert_one(tx, item, row) for item, row in zip(items, rows, strict=True)]
 
         return self._write(write, hot=True)
 
@@ -378,7 +386,7 @@ def _take_own_key(tx: Tx, lead_id: str, expires_at: float) -> None:
 def placeholders(values: Sequence[Any], prefix: str) -> tuple[str, dict[str, Any]]:
     """``(:prefix0, :prefix1, ...)`` and its parameters: both dialects take the list as is."""
     names = [f"{prefix}{index}" for index in range(len(values))]
-    return f"({', '.join(':' + name for name in names)})", dict(zip(names, values))
+    return f"({', '.join(':' + name for name in names)})", dict(zip(names, values, strict=True))
 
 
 def filters(*, status: str | None = None, statuses: Sequence[str] | None = None,

@@ -12,6 +12,7 @@ web layer answers 503 and the delivery worker keeps running.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -160,10 +161,8 @@ class SQLiteStore(SqlStore):
             connections = list(self._connections)
             self._connections = weakref.WeakSet()
         for conn in connections:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 conn.close()
-            except sqlite3.Error:
-                pass
         self._local = threading.local()
 
 
@@ -198,7 +197,7 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 def _is_open(conn: sqlite3.Connection) -> bool:
     try:
-        conn.total_changes
+        _ = conn.total_changes  # raises once the connection is closed
     except sqlite3.ProgrammingError:
         return False
     return True

@@ -13,16 +13,17 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Blueprint, Request, Response, jsonify, request
 
 from relay import metrics as relay_metrics
 from relay.errors import BadRequest, NotFound, Unauthorized
-from relay.pii import mask_body, mask_secrets, mask_text, mask_value
-from relay.outcomes import LEAD_STATUSES
-from relay.store.base import Lead, Settlement
 from relay.intake.addresses import parse_address
+from relay.intake.auth import HeaderLookup
+from relay.outcomes import LEAD_STATUSES
+from relay.pii import mask_body, mask_secrets, mask_text, mask_value
+from relay.store.base import Lead, Settlement
 from relay.web.observe import request_client_address
 from relay.web.request_id import current_request_id
 from relay.web.state import RelayState, relay_state
@@ -47,14 +48,14 @@ def configured_token(state: RelayState) -> str | None:
     return state.env.get(state.settings.admin_token_env) or None
 
 
-def presented_token(headers: Mapping[str, str]) -> str | None:
+def presented_token(headers: HeaderLookup) -> str | None:
     scheme, _, credentials = (headers.get("Authorization") or "").strip().partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
     return (headers.get(TOKEN_HEADER) or "").strip() or None
 
 
-def is_direct_loopback(peer: str | None, headers: Mapping[str, str]) -> bool:
+def is_direct_loopback(peer: str | None, headers: HeaderLookup) -> bool:
     address = parse_address(peer or "")
     if address is None or not address.is_loopback:
         return False

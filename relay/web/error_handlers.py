@@ -41,8 +41,9 @@ def handle_http_exception(error: HTTPException) -> Response | HTTPException:
         return error
     code = HTTP_CODES.get(error.code, f"{HTTP_CODE_PREFIX}{error.code}")
     response = error_response(error.code, code, error.description or error.name)
-    if error.code == 405 and getattr(error, "valid_methods", None):
-        response.headers["Allow"] = ", ".join(error.valid_methods)
+    valid_methods = getattr(error, "valid_methods", None)
+    if error.code == 405 and valid_methods:
+        response.headers["Allow"] = ", ".join(valid_methods)
     return response
 
 

@@ -11,8 +11,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from relay.errors import RelayError, Unauthorized
-from relay.web.admin import check_access
 from relay.intake.registry import SourceRegistry
+from relay.web.admin import check_access
 from relay.web.state import RelayState, relay_state
 
 bp = Blueprint("health", __name__)

@@ -13,8 +13,8 @@ from typing import Any, Mapping
 from flask import Flask, Request, Response, g, request
 
 from relay import metrics, outcomes
-from relay.pii import register_env_secrets, register_url_password
 from relay.intake.addresses import client_address, forwarded_for
+from relay.pii import register_env_secrets, register_url_password
 from relay.web.answers import answer_of
 from relay.web.error_handlers import HTTP_CODE_PREFIX
 from relay.web.request_id import current_request_id

@@ -177,7 +177,7 @@ def hook_operations(source_examples: list[str]) -> dict[str, Any]:
 def admin_operations() -> dict[str, Any]:
     denied = error_response("Admin token missing or wrong (or, with none set, not a loopback client).")
     bad = error_response("A query parameter is invalid; the error names it.")
-    security = [{"bearer": []}, {"adminToken": []}]
+    security: list[dict[str, list[str]]] = [{"bearer": []}, {"adminToken": []}]
     return {
         "/admin/outbox": {"get": {
             "summary": "Recent leads, newest first", "operationId": "listOutbox", "tags": ["admin"],

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from delivery_fakes import TOKEN, TOKEN_ENV, create_call, received
 
 from relay.delivery.client import TrackdriveClient
 from relay.delivery.dispatcher import Dispatcher
@@ -22,6 +21,8 @@ from relay.delivery.retry import RetryPolicy
 from relay.sandbox.server import RunningSandbox
 from relay.store import open_store
 from relay.store.base import Lead, Received, Store
+
+from delivery_fakes import TOKEN, TOKEN_ENV, create_call, received
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.runtime.gunicorn_conf import *  # noqa: F401,F403
+from relay.runtime.gunicorn_conf import *  # noqa: F403
 from relay.runtime.gunicorn_conf import post_worker_init as relay_post_worker_init
 
 

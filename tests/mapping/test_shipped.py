@@ -9,9 +9,9 @@ from urllib.parse import parse_qs
 import pytest
 
 from relay.intake.lint import lint_paths, load_directory
+from relay.intake.testing import CaseResult, case_names, discover, run_cases
 from relay.mapping import TrackdriveCall, load_source
 from relay.mapping.httpfile import parse_http_file
-from relay.intake.testing import CaseResult, case_names, discover, run_cases
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 

@@ -88,7 +88,8 @@ def test_log_lines_mask_international_phones_idn_emails_and_names():
 
 
 def test_the_timestamp_is_never_masked():
-    entry = json.loads(logs.JsonFormatter().format(logging.makeLogRecord({"msg": "x", "created": 1_700_000_000.5, "msecs": 500.0})))
+    record = logging.makeLogRecord({"msg": "x", "created": 1_700_000_000.5, "msecs": 500.0})
+    entry = json.loads(logs.JsonFormatter().format(record))
     assert entry["ts"] == "2023-11-14T22:13:20.500Z"
 
 

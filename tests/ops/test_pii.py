@@ -244,7 +244,7 @@ def emails(draw: st.DrawFn) -> tuple[str, str]:
     tld = draw(st.one_of(st.text(alphabet=letters, min_size=2, max_size=6),
                          st.builds(lambda s: "xn--" + s, st.text(alphabet="abcdefghij0123456789", min_size=4,
                                                                  max_size=8))))
-    return f"{local}@{'.'.join(labels + [tld])}", local
+    return f"{local}@{'.'.join([*labels, tld])}", local
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])

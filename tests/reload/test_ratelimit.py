@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from relay.errors import RateLimited
-from relay.mapping.model import RateLimit
 from relay.intake.ratelimit import RateLimiter, default_limit, worker_share
+from relay.mapping.model import RateLimit
 
 
 class Clock:

@@ -8,8 +8,7 @@ import pytest
 
 from relay.intake.registry import SourceRegistry
 from relay.intake.watcher import MappingWatcher
-from tests.reload.mappings_fixture import (BETA, BROKEN, ENV, V1, V2, configmap_layout, save_by_rename,
-                                           write)
+from tests.reload.mappings_fixture import BETA, BROKEN, ENV, V1, V2, configmap_layout, save_by_rename, write
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,7 +16,7 @@ import pytest
 import relay.cli.outbox as outbox_cli
 from relay.cli import main
 from relay.errors import MalformedBody
-from relay.mapping.model import InboundSettings, Drop, InboundRequest, Refusal, TrackdriveCall
+from relay.mapping.model import Drop, InboundRequest, InboundSettings, Refusal, TrackdriveCall
 from relay.store import open_store
 from relay.store.base import Lead, Received, Settlement, Store
 
@@ -239,7 +239,7 @@ class FakeSource:
     split: Any = None
     fetch: Any = None
     idempotency: Any = None
-    inbound: InboundSettings = InboundSettings()
+    inbound: InboundSettings = field(default_factory=InboundSettings)
 
     def parse(self, request: InboundRequest) -> Any:
         kind = json.loads(request.body or b"{}").get("kind", "call")

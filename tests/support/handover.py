@@ -7,7 +7,7 @@ from typing import Any
 from relay.delivery.dispatcher import Dispatcher
 
 
-def hand_over(dispatcher: Dispatcher, store: Any, lead_id: str) -> "Future[Any]":
+def hand_over(dispatcher: Dispatcher, store: Any, lead_id: str) -> Future[Any]:
     """Reserve a slot, lease the lead to the dispatcher, deliver it in that slot.
 
     The web layer stores a new lead already leased; for a row that exists, a claim
@@ -23,7 +23,7 @@ def hand_over(dispatcher: Dispatcher, store: Any, lead_id: str) -> "Future[Any]"
     return dispatcher.deliver_leased(lead)
 
 
-def _done(result: Any) -> "Future[Any]":
+def _done(result: Any) -> Future[Any]:
     future: Future[Any] = Future()
     future.set_result(result)
     return future

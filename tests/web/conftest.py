@@ -10,10 +10,10 @@ from typing import Any, Callable, Mapping
 
 import pytest
 
+from relay.intake.registry import SourceRegistry
 from relay.settings import Settings
 from relay.store import open_store
 from relay.web import create_app
-from relay.intake.registry import SourceRegistry
 from tests.web.web_fakes import ENV, FakeDispatcher, FakeSource
 
 

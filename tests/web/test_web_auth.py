@@ -5,8 +5,8 @@ import base64
 
 import pytest
 
-from relay.mapping.model import BasicAuth, HmacAuth, InboundSettings, TokenAuth
 from relay.intake.addresses import client_address
+from relay.mapping.model import BasicAuth, HmacAuth, InboundSettings, TokenAuth
 from tests.web.web_fakes import META_HMAC, TYPEFORM_HMAC, FakeSource, post_recorded, recorded
 
 

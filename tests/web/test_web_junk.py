@@ -7,8 +7,8 @@ from urllib.parse import quote
 
 import pytest
 
-from relay.settings import Settings
 from relay.mapping.model import BasicAuth, InboundSettings, TokenAuth
+from relay.settings import Settings
 from relay.web import create_app
 from tests.web.test_web_real_mapping import ENV as REAL_ENV
 from tests.web.test_web_real_mapping import MAPPINGS, write_mappings

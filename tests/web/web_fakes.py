@@ -9,8 +9,8 @@ from typing import Any, Mapping
 from urllib.parse import parse_qsl
 
 from relay.errors import MalformedBody, UnsupportedMediaType
-from relay.mapping.inbound import IdempotencyKey
 from relay.mapping.httpfile import parse_http_file
+from relay.mapping.inbound import IdempotencyKey
 from relay.mapping.model import Drop, HmacAuth, InboundRequest, InboundSettings, Refusal, TrackdriveCall
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "payloads"

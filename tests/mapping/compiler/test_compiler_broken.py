@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from relay.intake.lint import lint_paths
-from relay.mapping import MappingInvalid, load_source
-
 import pytest
 
+from relay.intake.lint import lint_paths
+from relay.mapping import MappingInvalid, load_source
 
 BROKEN = Path(__file__).parent / "broken"
 MANY = BROKEN / "many_faults.yaml"
