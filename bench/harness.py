@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.procs import VENV_BIN, Process, free_port
+from tests.support.procs import VENV_BIN, Process, free_port, sandbox
 from tests.support.stack import SHIPPED_SECRETS, Stack, wait_until
 
 GUNICORN_SETTINGS = {"RELAY_WORKERS": os.environ.get("BENCH_WORKERS", "2"),
@@ -72,7 +72,9 @@ def relay_stack(workdir: Path, **env: str) -> Stack:
 
 
 __all__ = [
+    "ROOT",
     "SHIPPED_SECRETS",
+    "VENV_BIN",
     "Process",
     "Stack",
     "WrkResult",
@@ -80,5 +82,6 @@ __all__ = [
     "free_port",
     "relay_stack",
     "run_wrk",
+    "sandbox",
     "wait_until",
 ]
