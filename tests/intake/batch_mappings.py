@@ -26,12 +26,7 @@ lead:
   caller_id: {path: $.phone, transform: phone, required: true}
 """
 
-CRASHY = """\
-version: 1
-trackdrive:
-  lead_token: ${BATCHY_LEAD_TOKEN}
-lead:
-  caller_id: {path: $.phone, transform: phone, required: true}
-"""
+# A plain mapping: the defect is planted in its worker (crash_gunicorn_conf.py), not in the file.
+CRASHY = YML
 
 SECRETS = {"BATCHY_LEAD_TOKEN": "batchy-token-31f0a9"}
