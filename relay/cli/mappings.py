@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     test.add_argument("paths", nargs="*", metavar="PATH", help="test files, mapping files or directories")
     test.add_argument("--update", action="store_true",
                       help="rewrite each case's expectation with what the mapping produces now")
+    test.add_argument("--accept-kind-changes", action="store_true",
+                      help="with --update, also rewrite a case whose outcome changed kind "
+                           "(an expected refusal or error that is now a call, say)")
     test.set_defaults(func=run_test)
 
 
@@ -63,7 +66,9 @@ def run_test(args: argparse.Namespace) -> int:
     if not test_files:
         print(f"no test files (*.test.yaml) found in {', '.join(paths)}")
         return 1
-    results = [result for test_file in test_files for result in run_cases(test_file, update=args.update)]
+    results = [result for test_file in test_files
+               for result in run_cases(test_file, update=args.update,
+                                       accept_kind_changes=args.accept_kind_changes)]
     for result in results:
         print_result(result)
     return print_summary(results)
@@ -72,6 +77,9 @@ def run_test(args: argparse.Namespace) -> int:
 def print_result(result: CaseResult) -> None:
     status = "UPDATED" if result.updated else "PASS" if result.passed else "FAIL"
     print(f"{status} {result.label}")
+    if result.kind_change:
+        print(f"CHANGED KIND {result.kind_change}" + ("" if result.updated else
+                                                     " (not rewritten; pass --accept-kind-changes)"))
     if result.diff and not result.passed:
         print(_indent(result.diff))
 
@@ -83,7 +91,8 @@ def print_summary(results: list[CaseResult]) -> int:
     if updated:
         summary += f", {updated} updated"
     print(summary)
-    return 1 if failed else 0
+    changed = sum(bool(result.kind_change) and not result.updated for result in results)
+    return 1 if failed or changed else 0
 
 
 def _indent(text: str) -> str:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Protocol
 
 from relay import metrics
 from relay.errors import StoreUnavailable
+from relay.intake.auth import masked_body
 from relay.intake.pipeline import Deferred, Draft, Evaluation, evaluate
 from relay.mapping.model import InboundRequest, TrackdriveCall
 from relay.mapping.source import Source
@@ -58,8 +59,12 @@ class Intake:
     desk: DeliveryDesk | None = None
 
 
-def accept(intake: Intake, source: Source, request: InboundRequest, *, request_id: str = "") -> Accepted:
-    evaluation = evaluate(source, request)
+def accept(intake: Intake, source: Source, request: InboundRequest, *, request_id: str = "",
+           env: Mapping[str, str] | None = None) -> Accepted:
+    """With ``env`` a key in the body is checked, and masked in the stored body."""
+    evaluation = evaluate(source, request, env=env)
+    if env is not None and source.inbound.body_key is not None:
+        request = replace(request, body=masked_body(request.body, source.inbound.body_key, env))
     received_at = time.time()
     held = [reserve(intake.desk) if isinstance(draft.outcome, TrackdriveCall) else False
             for draft in evaluation.drafts]

@@ -11,11 +11,14 @@ so the caller can store the lead for replay and log the traceback with its id.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
+from urllib.parse import unquote_plus
 
 from relay.errors import LeadRefused, RelayError
-from relay.mapping.model import Drop, InboundRequest, MapOutcome, Refusal, TrackdriveCall
+from relay.intake import auth
+from relay.mapping import conditions
+from relay.mapping.model import Drop, InboundRequest, InboundSettings, MapOutcome, Refusal, TrackdriveCall
 from relay.mapping.source import Source
 
 MAPPING_ERROR = "mapping_error"
@@ -73,15 +76,39 @@ def status_of(outcome: LeadOutcome) -> str:
     raise TypeError(f"unexpected lead outcome {type(outcome).__name__}")
 
 
-def evaluate(source: Source, request: InboundRequest) -> Evaluation:
-    """Every lead of ``request``. An unreadable body raises its RelayError (a 4xx, nothing stored)."""
+def evaluate(source: Source, request: InboundRequest, *, env: Mapping[str, str] | None = None) -> Evaluation:
+    """Every lead of ``request``. An unreadable body raises its RelayError (a 4xx, nothing stored).
+
+    With ``env`` (the relay's environment, a test case's) a key the vendor sends in the body is
+    checked (401 when it does not match) and ``${ENV}`` values in conditions read from it.
+    Without, as in a preview or a replay, the key is only removed.
+    """
+    inbound = source.inbound
     try:
-        payload = source.parse(request)
+        payload = source.parse(replace(request, query=mapped_query(inbound, request.query)))
     except RelayError:
         raise
     except Exception as crash:  # a parser defect: kept for replay rather than answered 400
         return Evaluation((crashed(source, 0, None, crash),), source.split is not None)
-    return evaluate_payload(source, payload, request.headers)
+    if inbound.body_key is not None:
+        payload = auth.take_body_key(inbound.body_key, payload, env)
+    with conditions.environment(env):
+        return evaluate_payload(source, payload, request.headers)
+
+
+def mapped_query(inbound: InboundSettings, query: str) -> str:
+    """The query parameters that become payload fields.
+
+    A signature covers the body, not what anyone appends to the URL: on a signed source only the
+    parameters ``inbound.query`` names are kept, so a captured request replayed with ``?campaign=x``
+    added reaches Trackdrive unchanged.
+    """
+    if inbound.query is None and not inbound.signed:
+        return query
+    allowed = inbound.query or ()
+    if not query or not allowed:
+        return ""
+    return "&".join(part for part in query.split("&") if unquote_plus(part.partition("=")[0]) in allowed)
 
 
 def evaluate_payload(source: Source, payload: Any, headers: Mapping[str, str]) -> Evaluation:

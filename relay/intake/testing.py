@@ -14,28 +14,39 @@ Expectation kinds: ``call`` (the whole masked call), ``call_subset`` (every
 key given must match, recursively), ``refusal``, ``drop`` and ``error`` (each
 a subset of the outcome's fields). Paths inside a test file are relative to
 the file. With ``update=True`` each case's expectation is rewritten to what
-the mapping produces now, keeping its kind.
+the mapping produces now, keeping its kind; a case expecting a refusal, a drop
+or an error that now gives a call is only rewritten with
+``accept_kind_changes=True``, and is reported either way.
+
+The inbound side runs as the hook runs it when a case gives ``headers`` or
+``sign`` (the signature check) and whenever the source takes a key in the body
+(``inbound.auth.body_key``), with the test file's and the case's ``env``.
+``sign: true`` asks the runner to sign the request as the vendor would, with the
+first secret and the current time; ``sign: {age: 600}`` signs it that many
+seconds ago (a stale timestamp).
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import yaml
 
 from relay.errors import RelayError
+from relay.intake import auth
 from relay.intake.pipeline import Deferred, Draft, LeadOutcome, evaluate
 from relay.mapping.httpfile import HttpFileError, guess_content_type, parse_http_file
 from relay.mapping.model import Drop, InboundRequest, Refusal, TrackdriveCall
 
 TEST_SUFFIX = ".test.yaml"
 EXPECT_KINDS = ("call", "call_subset", "refusal", "drop", "error", "fetch", "leads")
-REQUEST_KEYS = ("file", "method", "content_type", "body", "body_file", "query", "headers")
+REQUEST_KEYS = ("file", "method", "content_type", "body", "body_file", "query", "headers", "url", "sign")
 CASE_KEYS = ("name", "request", "env", "expect")
 FILE_KEYS = ("mapping", "env", "cases")
 
@@ -60,7 +71,7 @@ class Outcome:
         return {"outcome": self.kind, self.kind: self.detail}
 
 
-def outcome_of(source: Any, request: InboundRequest) -> Outcome:
+def outcome_of(source: Any, request: InboundRequest, *, env: Mapping[str, str] | None = None) -> Outcome:
     """What the relay's intake makes of one request, as a value (the same code the hook runs).
 
     A request that becomes one lead gives that lead's outcome; a source that splits gives
@@ -68,7 +79,7 @@ def outcome_of(source: Any, request: InboundRequest) -> Outcome:
     matches an expectation.
     """
     try:
-        evaluation = evaluate(source, request)
+        evaluation = evaluate(source, request, env=env)
     except RelayError as exc:
         return Outcome("error", _plain(exc.to_dict()["error"]))
     except Exception as exc:
@@ -111,6 +122,7 @@ class CaseResult:
     passed: bool
     diff: str = ""  # unified diff of expected vs actual, or why the case could not run
     updated: bool = False  # --update rewrote this case's expectation
+    kind_change: str = ""  # "refusal -> call" when the outcome is now of another kind
     test_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -149,7 +161,8 @@ def case_names(test_file: Path) -> list[str]:
 
 # --- running ------------------------------------------------------------------------------
 
-def run_cases(test_file: Path, *, update: bool = False, loader: Loader | None = None) -> list[CaseResult]:
+def run_cases(test_file: Path, *, update: bool = False, accept_kind_changes: bool = False,
+              loader: Loader | None = None) -> list[CaseResult]:
     """Run every case of one test file; with ``update`` rewrite the expectations in place."""
     test_file = Path(test_file)
     name = source_name_of(test_file)
@@ -158,15 +171,16 @@ def run_cases(test_file: Path, *, update: bool = False, loader: Loader | None = 
         return [CaseResult(name, "(test file)", False, problem, test_file=test_file)]
     sources = _SourceCache(_mapping_path(test_file, document), loader or _default_loader(),
                            document.get("env") or {})
-    results = [_run_case(case, index, test_file, sources, update) for index, case in
-               enumerate(document["cases"])]
+    results = [_run_case(case, index, test_file, sources, update, accept_kind_changes)
+               for index, case in enumerate(document["cases"])]
     results.extend(_duplicate_name_results(results, name, test_file))
     if update and any(result.updated for result in results):
         _write_test_file(test_file, document)
     return results
 
 
-def _run_case(case: Any, index: int, test_file: Path, sources: _SourceCache, update: bool) -> CaseResult:
+def _run_case(case: Any, index: int, test_file: Path, sources: _SourceCache, update: bool,
+              accept_kind_changes: bool) -> CaseResult:
     name = _case_name(case, index)
     problem = _case_problem(case)
     if problem:
@@ -174,19 +188,75 @@ def _run_case(case: Any, index: int, test_file: Path, sources: _SourceCache, upd
     source = sources.get(case.get("env") or {})
     if isinstance(source, str):
         return CaseResult(sources.name, name, False, source, test_file=test_file)
+    env = sources.env_of(case.get("env") or {})
     try:
         request = build_request(case["request"], test_file.parent)
+        checked = inbound_outcome(source, case["request"], request, env)
     except (OSError, HttpFileError, ValueError) as exc:
         return CaseResult(source.name, name, False, f"cannot build the request: {exc}", test_file=test_file)
-    outcome = outcome_of(source, request)
+    outcome = checked or outcome_of(source, request, env=env)
     kind, expected = next(iter(case["expect"].items()))
     passed = _matches(kind, expected, outcome)
-    if update and not passed and outcome.kind != "crash":
+    changed = kind_change(kind, outcome) if not passed else ""
+    diff = "" if passed else _diff(kind, expected, outcome)
+    if update and not passed and outcome.kind != "crash" and (not changed or accept_kind_changes):
         case["expect"] = _updated_expect(kind, expected, outcome)
-        return CaseResult(source.name, name, True, _diff(kind, expected, outcome), updated=True,
+        return CaseResult(source.name, name, True, diff, updated=True, kind_change=changed,
                           test_file=test_file)
-    return CaseResult(source.name, name, passed, "" if passed else _diff(kind, expected, outcome),
+    return CaseResult(source.name, name, passed, diff, kind_change=changed if update else "",
                       test_file=test_file)
+
+
+def kind_change(kind: str, outcome: Outcome) -> str:
+    """"refusal -> call" when a request that was refused (or dropped, or an error) now becomes a
+    call: a rewrite must never turn a guard into a pass unnoticed. Empty otherwise."""
+    before = OUTCOME_OF_KIND[kind]
+    if before in ("call", "leads") or outcome.kind != "call":
+        return ""
+    return f"{before} -> {outcome.kind}"
+
+
+# --- the inbound side: what the hook checks before mapping ---------------------------------
+
+CASE_URL = "https://relay.test/hooks/{source}"  # the URL a case's request is taken to reach
+
+
+def inbound_outcome(source: Any, spec: Mapping[str, Any], request: InboundRequest,
+                    env: Mapping[str, str]) -> Outcome | None:
+    """An ``error`` outcome when an inbound check refuses the request, None when all pass.
+
+    Signs the request first when the case asks (``sign``). Other inbound answers (handshakes,
+    custom answers) belong here too, each as one more check before mapping.
+    """
+    signing = auth.signing_spec(source.inbound)
+    if signing is None or not ("headers" in spec or "sign" in spec):
+        return None
+    url = str(spec.get("url") or CASE_URL.format(source=source.name))
+    parts = urlsplit(url)
+    signed = auth.SignedRequest(method=request.method, url=url.split("?")[0], path=parts.path,
+                                query=request.query, headers=CaseHeaders(request.headers), body=request.body)
+    now = time.time()
+    if spec.get("sign"):
+        age = spec["sign"].get("age", 0) if isinstance(spec["sign"], Mapping) else 0
+        made = auth.sign(signing, signed, env, now - float(age))
+        signed = dataclasses.replace(signed, headers=CaseHeaders({**request.headers, **made}))
+    try:
+        auth.check_body(source.inbound, headers=signed.headers, body=request.body, env=env,
+                        request=signed, now=now)
+    except RelayError as exc:
+        return Outcome("error", _plain(exc.to_dict()["error"]))
+    return None
+
+
+@dataclass(frozen=True)
+class CaseHeaders:
+    """A case's headers, read by name case-insensitively as a server reads them."""
+
+    headers: Mapping[str, str]
+
+    def get(self, key: str, /) -> str | None:
+        wanted = key.lower()
+        return next((value for name, value in self.headers.items() if name.lower() == wanted), None)
 
 
 class _SourceCache:
@@ -199,8 +269,11 @@ class _SourceCache:
         self.name = mapping_path.stem
         self._loaded: dict[tuple[tuple[str, str], ...], Any] = {}
 
+    def env_of(self, case_env: Mapping[str, Any]) -> dict[str, str]:
+        return {**self.file_env, **{str(k): str(v) for k, v in case_env.items()}}
+
     def get(self, case_env: Mapping[str, Any]) -> Any:
-        env = {**self.file_env, **{str(k): str(v) for k, v in case_env.items()}}
+        env = self.env_of(case_env)
         key = tuple(sorted(env.items()))
         if key not in self._loaded:
             self._loaded[key] = self._load(env or None)
@@ -359,6 +432,8 @@ def _case_problem(case: Any) -> str:
     unknown = sorted(set(request) - set(REQUEST_KEYS))
     if unknown:
         return f"unknown request key(s) {', '.join(unknown)} (allowed: {', '.join(REQUEST_KEYS)})"
+    if "sign" in request and not isinstance(request["sign"], (bool, dict)):
+        return "'sign' is true, or a mapping like {age: 600} (seconds before now)"
     if "body" in request and "body_file" in request:
         return "give either 'body' or 'body_file', not both"
     expect = case.get("expect")

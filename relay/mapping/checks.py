@@ -34,6 +34,7 @@ class Checker:
         self.file = file
         self.env = env
         self.problems: list[Problem] = []
+        self.referenced_env: set[str] = set()  # every ${ENV} the file names, for the source's env_names
 
     # --- reporting ---
 
@@ -165,5 +166,6 @@ class Checker:
         return tuple(n for n in names if n) if all(names) else None
 
     def check_env(self, node: Node, name: str) -> None:
+        self.referenced_env.add(name)
         if self.env is not None and not self.env.get(name):
             self.error(node, f"environment variable {name} is not set", "missing_env")

@@ -96,7 +96,7 @@ class _Compiler:
         default_plan = self._plan(None, base, _Section(), passthrough, top)
         routes = self._routes(top.get("routes"), base, passthrough)
         inbound, idempotency = compile_inbound(self.ck, top.get("inbound"))
-        self.env_names.update(inbound.secret_envs())
+        self.env_names.update(inbound.secret_envs() | self.ck.referenced_env)
         if default_plan is None or routes is None or steps is None or drops is None:
             return None
         return Source(name=self.name, path=self.path, version=self.version, inbound=inbound,

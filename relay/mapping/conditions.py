@@ -3,14 +3,22 @@
 Payload values are compared as text (JSON ``true`` is ``"true"``, ``5`` is
 ``"5"``), because vendors send the same answer as a number one day and as a
 string the next. A path that matches several values passes when any does.
+
+A value written ``${ENV_NAME}`` (in ``equals`` or ``in``) is read when the
+condition runs, from the environment the lead is evaluated with (see
+:func:`environment`), else the one the file was compiled with. An unset
+variable equals nothing, and no message ever shows its value.
 """
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator, Mapping
 
 from relay.mapping import paths
 from relay.mapping.checks import Checker
+from relay.mapping.model import ENV_REF
 from relay.mapping.values import cached_path, is_path_text
 from relay.mapping.yamlload import Map, Node, Scalar
 
@@ -19,6 +27,31 @@ Condition = Callable[[Any], bool]
 TESTS = ("equals", "in", "matches", "exists", "empty")
 COMBINATORS = ("all", "any", "not")
 KEYS = ("path", "ignore_case", *TESTS, *COMBINATORS)
+
+
+_EVALUATED_WITH: ContextVar[Mapping[str, str] | None] = ContextVar("evaluated_with", default=None)
+
+
+@contextmanager
+def environment(env: Mapping[str, str] | None) -> Iterator[None]:
+    """Conditions evaluated inside read ``${ENV}`` values from ``env`` (None: keep the current one)."""
+    if env is None:
+        yield
+        return
+    token = _EVALUATED_WITH.set(env)
+    try:
+        yield
+    finally:
+        _EVALUATED_WITH.reset(token)
+
+
+def _env_text(name: str, compiled_with: Mapping[str, str] | None) -> Callable[[], str | None]:
+    def current() -> str | None:
+        env = _EVALUATED_WITH.get()
+        if env is None:
+            env = compiled_with or {}
+        return env.get(name) or None
+    return current
 
 
 def as_text(value: Any) -> str:
@@ -118,16 +151,32 @@ def _predicate(ck: Checker, kind: str, arg: Node, where: str,
         if not isinstance(arg, Scalar):
             ck.error(arg, f"{where} must be text", "wrong_type")
             return None
-        expected = fold(arg.text)
-        return lambda value: fold(as_text(value)) == expected
-    items = ck.as_list(arg, where)
+        items: tuple[Node, ...] | None = (arg,)
+    else:
+        items = ck.as_list(arg, where)
     if items is None:
         return None
     texts = [ck.text(item, where) for item in items]
     if any(text is None for text in texts):
         return None
-    allowed = frozenset(fold(text) for text in texts if text is not None)
-    return lambda value: fold(as_text(value)) in allowed
+    references = [(item, ENV_REF.match(text.strip())) for item, text in zip(items, texts, strict=True)
+                  if text is not None]
+    looked_up = []
+    for item, match in references:
+        if match:
+            ck.check_env(item, match.group(1))
+            looked_up.append(_env_text(match.group(1), ck.env))
+    fixed = frozenset(fold(text) for (_, match), text in zip(references, texts, strict=True)
+                      if text is not None and not match)
+    if not looked_up:
+        return lambda value: fold(as_text(value)) in fixed
+
+    def allowed(value: Any) -> bool:
+        text = fold(as_text(value))
+        if text in fixed:
+            return True
+        return any((current := lookup()) is not None and fold(current) == text for lookup in looked_up)
+    return allowed
 
 
 def _matches(ck: Checker, arg: Node, where: str, ignore_case: bool) -> Callable[[Any], bool] | None:

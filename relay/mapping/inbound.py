@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from relay.mapping.checks import Checker
-from relay.mapping.model import BasicAuth, HmacAuth, InboundSettings, RateLimit, TokenAuth
+from relay.mapping.model import BasicAuth, BodyKey, HmacAuth, InboundSettings, RateLimit, TokenAuth
+from relay.mapping.paths import simple_keys_of
+from relay.mapping.signatures import compile_signature, duration, from_hmac
 from relay.mapping.values import Field, compile_field
 from relay.mapping.yamlload import Map, Node, Scalar
 
 KEYS = ("max_body", "files", "mode", "sync_deadline", "auth", "meta_verify_token",
-        "idempotency", "rate_limit")
-AUTH_KEYS = ("token", "basic", "hmac", "ip_allow")
+        "idempotency", "rate_limit", "query")
+AUTH_KEYS = ("token", "basic", "hmac", "signature", "body_key", "ip_allow")
 HMAC_KEYS = ("preset", "header", "algorithm", "encoding", "prefix", "secret")
 HMAC_PRESETS = {
     "meta": {"header": "X-Hub-Signature-256", "algorithm": "sha256", "encoding": "hex",
@@ -23,8 +25,6 @@ HMAC_PRESETS = {
 }
 DEFAULT_IDEMPOTENCY_WINDOW_S = 24 * 3600.0
 
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
-DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 SIZE = re.compile(r"^(\d+)\s*(B|KB|KiB|MB|MiB)?$")
 SIZE_UNITS = {"B": 1, "KB": 1000, "KiB": 1024, "MB": 1000 ** 2, "MiB": 1024 ** 2, None: 1}
 
@@ -35,17 +35,6 @@ class IdempotencyKey:
 
     header: str | None = None
     field: Field | None = None
-
-
-def duration(ck: Checker, node: Node, where: str) -> float | None:
-    text = ck.text(node, where)
-    match = DURATION.match(text.strip()) if text is not None else None
-    if text is not None and not match:
-        ck.error(node, f"{where} must be a duration like 500ms, 5s, 10m, 24h or 7d, "
-                       f"not '{text}'", "bad_duration")
-    if not match:
-        return None
-    return float(match.group(1)) * DURATION_UNITS[match.group(2)]
 
 
 def size(ck: Checker, node: Node, where: str) -> int | None:
@@ -87,6 +76,8 @@ def compile_inbound(ck: Checker, node: Node | None) -> tuple[InboundSettings, Id
     rate = section.get("rate_limit")
     if rate is not None:
         settings["rate_limit"] = _rate_limit(ck, rate)
+    if (query := section.get("query")) is not None:
+        settings["query"] = _query(ck, query)
     clean = {name: value for name, value in settings.items() if value is not None}
     return InboundSettings(**clean), key
 
@@ -114,6 +105,14 @@ def _auth(ck: Checker, node: Node) -> dict[str, Any]:
         found["basic"] = _basic(ck, item)
     if (item := section.get("hmac")) is not None:
         found["hmac"] = _hmac(ck, item)
+        if found["hmac"] is not None:
+            found["signature"] = from_hmac(found["hmac"])
+    if (item := section.get("signature")) is not None:
+        if "hmac" in section:
+            ck.error(item, "inbound.auth takes hmac or signature, not both", "wrong_shape")
+        found["signature"] = compile_signature(ck, item)
+    if (item := section.get("body_key")) is not None:
+        found["body_key"] = _body_key(ck, item)
     if (item := section.get("ip_allow")) is not None:
         found["ip_allow"] = _ip_allow(ck, item)
     return found
@@ -179,6 +178,32 @@ def _hmac(ck: Checker, node: Node) -> HmacAuth | None:
         return None
     return HmacAuth(header=fields["header"], algorithm=fields["algorithm"],
                     encoding=fields["encoding"], prefix=fields.get("prefix", ""), secret_envs=envs)
+
+
+def _body_key(ck: Checker, node: Node) -> BodyKey | None:
+    where = "inbound.auth.body_key"
+    shape = ck.as_map(node, where)
+    if shape is None:
+        return None
+    ck.keys(shape, ("path", "secret"), where)
+    path_node = ck.need(shape, "path", where)
+    secret_node = ck.need(shape, "secret", where)
+    text = ck.text(path_node, f"{where}.path") if path_node is not None else None
+    envs = ck.secrets(secret_node, f"{where}.secret") if secret_node is not None else None
+    keys = simple_keys_of(text.strip()) if text is not None else None
+    if text is not None and (not keys or not all(isinstance(key, str) for key in keys)):
+        # The key is removed from the payload before mapping: only a plain chain of names says where.
+        ck.error(path_node, f"{where}.path must be a plain path of names like $.api_key or "
+                            f"$.auth.key, not '{text}'", "bad_jsonpath")
+        return None
+    if not keys or not envs:
+        return None
+    return BodyKey(path=text.strip() if text else "", keys=tuple(str(key) for key in keys), secret_envs=envs)
+
+
+def _query(ck: Checker, node: Node) -> tuple[str, ...]:
+    names = (ck.text(item, "inbound.query") for item in ck.as_items(node, "inbound.query"))
+    return tuple(name.strip() for name in names if name is not None and name.strip())
 
 
 def to_prefix(node: Node) -> str:

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import quote
 
 from relay.errors import LeadRefused, SourceMisconfigured
+
+if TYPE_CHECKING:
+    from relay.mapping.signatures import SignatureSpec
 
 ENV_REF = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}$")
 MASK = "***"
@@ -170,6 +173,15 @@ class HmacAuth:
 
 
 @dataclass(frozen=True)
+class BodyKey:
+    """A shared key the vendor sends inside the body (a form field or a JSON key)."""
+
+    path: str  # as written, e.g. $.google_key
+    keys: tuple[str, ...]  # the chain of names it walks
+    secret_envs: tuple[str, ...]  # one, or two during a rotation
+
+
+@dataclass(frozen=True)
 class RateLimit:
     per_second: float
     burst: int
@@ -184,10 +196,18 @@ class InboundSettings:
     token: TokenAuth | None = None
     basic: BasicAuth | None = None
     hmac: HmacAuth | None = None
+    signature: SignatureSpec | None = None  # inbound.auth.signature, or hmac as a signature spec
+    body_key: BodyKey | None = None
+    query: tuple[str, ...] | None = None  # the query parameters merged into the payload; None: all
     ip_allow: tuple[str, ...] = ()  # CIDRs; empty means any address
     meta_verify_token_env: str | None = None  # answers Meta's hub.challenge when set
     idempotency_window_s: float = 0.0  # 0: no dedupe
     rate_limit: RateLimit | None = None
+
+    @property
+    def signed(self) -> bool:
+        """A signature covers the request: its unsigned query string must not reach the payload."""
+        return self.signature is not None or self.hmac is not None
 
     def secret_envs(self) -> set[str]:
         names: set[str] = set()
@@ -197,6 +217,10 @@ class InboundSettings:
             names.update((self.basic.username_env, self.basic.password_env))
         if self.hmac:
             names.update(self.hmac.secret_envs)
+        if self.signature:
+            names.update(self.signature.env_names())
+        if self.body_key:
+            names.update(self.body_key.secret_envs)
         if self.meta_verify_token_env:
             names.add(self.meta_verify_token_env)
         return names

@@ -60,7 +60,9 @@ def authenticated_request(req: Request, state: RelayState, source: Source, raw_q
                            query_pairs=query_pairs, env=state.settings.env)
     body.check_declared_length(req.content_length, inbound.max_body_bytes)
     raw_body = body.read_limited(req.stream, inbound.max_body_bytes)
-    auth.check_body(inbound, headers=headers, body=raw_body, env=state.settings.env)
+    signed = auth.SignedRequest(method=req.method, url=req.base_url, path=req.path, query=raw_query,
+                                headers=headers, body=raw_body)
+    auth.check_body(inbound, headers=headers, body=raw_body, env=state.settings.env, request=signed)
     token_parameter = inbound.token.query if inbound.token else None
     return InboundRequest(
         method=req.method, content_type=req.environ.get("CONTENT_TYPE", ""), body=raw_body,
@@ -96,7 +98,8 @@ def challenge_response(challenge: str) -> Response:
 
 def accept(state: RelayState, source: Source, inbound_request: InboundRequest) -> Response:
     intake = Intake(state.store, lease_s=state.settings.lease_s, desk=desk_of(state))
-    accepted = accept_request(intake, source, inbound_request, request_id=current_request_id())
+    accepted = accept_request(intake, source, inbound_request, request_id=current_request_id(),
+                              env=state.settings.env)
     if source.inbound.mode == "sync" and not accepted.split and len(accepted.leads) == 1:
         only = accepted.leads[0]
         return sync_answer(only.lead, accepted.deliveries.get(only.lead.id), source.inbound.sync_deadline_s)

@@ -8,7 +8,9 @@ from relay.mapping.model import MASK, InboundSettings
 
 KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Forwarded-For", "X-Request-ID", "Idempotency-Key")
 # Kept by name only: that a request was signed is worth knowing, the signature is not.
-SIGNATURE_HEADERS = ("X-Hub-Signature", "X-Hub-Signature-256", "Typeform-Signature", "X-Signature")
+SIGNATURE_HEADERS = ("X-Hub-Signature", "X-Hub-Signature-256", "Typeform-Signature", "X-Signature",
+                     "Stripe-Signature", "X-Slack-Signature", "X-Shopify-Hmac-Sha256", "Tally-Signature",
+                     "X-HubSpot-Signature", "X-HubSpot-Signature-v3", "webhook-signature")
 BODY_ENVIRON_KEYS = ("CONTENT_TYPE", "CONTENT_LENGTH")  # the two headers WSGI keeps without HTTP_
 
 
@@ -16,6 +18,8 @@ def credential_headers(inbound: InboundSettings) -> list[str]:
     names = list(SIGNATURE_HEADERS)
     if inbound.hmac:
         names.append(inbound.hmac.header)
+    if inbound.signature:
+        names.append(inbound.signature.header)
     if inbound.token and inbound.token.header:
         names.append(inbound.token.header)
     if inbound.basic:
