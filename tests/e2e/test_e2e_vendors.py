@@ -58,3 +58,24 @@ def test_vendor_request_without_its_key_is_refused(stack: Stack, source: str) ->
 def test_every_new_vendor_is_shipped() -> None:
     shipped = {p.name[: -len(".yaml")] for p in SHIPPED_MAPPINGS.glob("*.yaml") if not p.name.endswith(".test.yaml")}
     assert set(VENDORS) <= shipped
+
+
+# A changed signed body, or a wrong key inside the body, is turned away before anything is stored.
+TAMPERED = {
+    "tally": (b"Harold", b"Gerald"),
+    "hubspot": (b'"Aaliyah"', b'"Mallory"'),
+    "google-ads": (b"hk-9f2c4e71b0a3", b"hk-guessed0000"),
+    "formstack": (b"formstack-handshake-5c1e", b"formstack-handshake-0000"),
+}
+
+
+@pytest.mark.parametrize("source", sorted(TAMPERED))
+def test_vendor_request_failing_its_signature_or_body_key_is_refused(stack: Stack, source: str) -> None:
+    fixture, _ = full_lead_case(source)
+    recorded = vendor_request(source, fixture)
+    original, changed = TAMPERED[source]
+    assert original in recorded.body
+    answer = requests.request(recorded.method, recorded.url(stack.url, source),
+                              data=recorded.body.replace(original, changed, 1), headers=recorded.headers, timeout=30)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"]["code"] == "unauthorized"
