@@ -324,7 +324,8 @@ def masked_body(body: bytes, body_key: BodyKey | None, env: Mapping[str, str]) -
         return body
     for secret in secret_values(env, body_key.secret_envs):
         text = secret.decode("utf-8")
-        for form in {text, quote_plus(text), quote(text, safe=""), json.dumps(text)[1:-1]}:
+        escaped = json.dumps(text)[1:-1]
+        for form in {text, quote_plus(text), quote(text, safe=""), escaped, escaped.replace("/", "\\/")}:
             body = body.replace(form.encode("utf-8"), MASK.encode("ascii"))
     return body
 

@@ -182,11 +182,11 @@ def compile_signature(ck: Checker, node: Node) -> SignatureSpec | None:
     ok = _own_fields(ck, shape, fields)
     secret_node = ck.need(shape, "secret", WHERE)
     envs = ck.secrets(secret_node, f"{WHERE}.secret") if secret_node is not None else None
-    missing = [key for key in ("header", "algorithm", "encoding", "signed") if key not in fields]
+    missing = [key for key in ("header", "algorithm", "encoding", "signed") if key not in fields and key not in shape]
     if missing:
         ck.error(shape, f"{WHERE} needs a preset ({', '.join(PRESETS)}) or {', '.join(missing)}",
                  "missing_key")
-    if missing or not ok or not envs:
+    if missing or not ok or not envs or any(key not in fields for key in ("header", "algorithm", "encoding")):
         return None
     spec = SignatureSpec(secret_envs=envs, **fields)
     if spec.timestamp is None and spec.list is not None and spec.list.timestamp_key:
