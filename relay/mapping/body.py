@@ -1,8 +1,9 @@
 """Turn a received request into the payload a mapping reads.
 
 Vendors send JSON (in any Unicode encoding, sometimes labelled text/plain or not
-labelled at all), form posts, multipart forms and bare query strings. All of
-them become one dict: query parameters first, body fields overriding them.
+labelled at all), form posts, multipart forms, XML (SOAP included, read by
+:mod:`relay.mapping.xmlbody`) and bare query strings. All of them become one
+dict: query parameters first, body fields overriding them.
 Any bytes that cannot be read give a 400 ``MalformedBody`` or a 415
 ``UnsupportedMediaType``, never another exception.
 """
@@ -18,10 +19,12 @@ from urllib.parse import parse_qsl
 
 from relay.errors import FilesRefused, MalformedBody, RelayError, UnsupportedMediaType
 from relay.mapping.model import InboundRequest
+from relay.mapping.xmlbody import looks_like_xml, xml_fields
 
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 JSON_TYPES = frozenset({"application/json", "text/json", "application/x-json", "application/jsonrequest"})
+XML_TYPES = frozenset({"application/xml", "text/xml"})  # and every */*+xml, SOAP 1.2's included
 SNIFFED_TYPES = frozenset({"", "text/plain", "application/octet-stream"})
 # Longest first: the UTF-32 little-endian BOM starts with the UTF-16 one.
 _BOMS = ((codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF32_LE, "utf-32"),
@@ -79,13 +82,15 @@ def _body_fields(body: bytes, content_type: str, files: str) -> dict[str, Any]:
     mime, params = split_content_type(content_type)
     if mime in JSON_TYPES or mime.endswith("+json"):
         return _json_fields(body, content_type, params.get("charset"))
+    if mime in XML_TYPES or mime.endswith("+xml"):
+        return xml_fields(body, content_type)
     if mime == FORM:
         return _form_fields(body, content_type, params.get("charset"))
     if mime == MULTIPART:
         return _multipart_fields(body, content_type, params, files)
     if mime in SNIFFED_TYPES:
         return _sniffed_fields(body, content_type, params.get("charset"))
-    raise UnsupportedMediaType(f"cannot read a {mime} body; send JSON, a form or multipart form data",
+    raise UnsupportedMediaType(f"cannot read a {mime} body; send JSON, XML, a form or multipart form data",
                                content_type=content_type)
 
 
@@ -96,10 +101,12 @@ def _sniffed_fields(body: bytes, content_type: str, charset: str | None) -> dict
         text = ""
     if text[:1] in ("{", "["):
         return _json_fields(body, content_type, charset)
+    if looks_like_xml(text):
+        return xml_fields(body, content_type)
     if "=" in text and not any(c.isspace() for c in text.strip()):
         return _form_fields(body, content_type, charset)
     label = content_type or "an unlabelled"
-    raise UnsupportedMediaType(f"cannot read {label} body: it is neither JSON nor form data",
+    raise UnsupportedMediaType(f"cannot read {label} body: it is neither JSON, XML nor form data",
                                content_type=content_type or None)
 
 

@@ -21,7 +21,7 @@ from relay.mapping.model import ENV_REF, Problem
 from relay.mapping.paths import CompiledPath
 from relay.mapping.source import Passthrough, Plan, Route, Source, Target
 from relay.mapping.templates import ENVIRONMENT
-from relay.mapping.values import Field, cached_path, compile_field, is_path_text
+from relay.mapping.values import TEMPLATE_AS_CONSTANT, Field, cached_path, compile_field, is_path_text
 from relay.mapping.yamlload import Map, Node, Scalar, load_yaml, to_python
 
 TOP_KEYS = ("version", "description", "action", "phone_region", "trackdrive", "split", "prepare",
@@ -31,7 +31,7 @@ LEAD_TOKENS = ("lead_token", "schedule_lead_token", "offer_lead_token")
 ROUTE_KEYS = ("name", "when", "action", "trackdrive", "lead", "data")
 PASSTHROUGH_KEYS = ("include", "exclude", "max_depth")
 PREPARE_STEPS = ("decode_json", "pairs", "brackets", "unwrap_lists")
-WARNING_CODES = frozenset({"unknown_name"})
+WARNING_CODES = frozenset({"unknown_name", TEMPLATE_AS_CONSTANT})
 TEMPLATE_GLOBALS = frozenset(ENVIRONMENT.globals) | {"payload"}
 
 

@@ -4,6 +4,10 @@ Most mapping paths are plain chains of keys (``$.form.phone``, ``$['First Name']
 ``$.items[0]``). Those are walked directly over dicts and lists, which is an
 order of magnitude cheaper than a jsonpath-ng ``find()``. Anything richer
 (wildcards, filters, slices, ``..``) is parsed once by ``jsonpath_ng.ext``.
+
+A simple path may also be read ignoring case (a field's ``ignore_case: true``):
+the exact key is tried first, so a payload spelt as the mapping expects costs
+nothing more; otherwise ``Phone``, ``PHONE`` and ``phone `` all answer ``$.phone``.
 """
 from __future__ import annotations
 
@@ -63,6 +67,28 @@ def walk(payload: Any, keys: tuple[Key, ...]) -> Any:
     return value
 
 
+def fold(key: str) -> str:
+    return key.strip().casefold()
+
+
+def walk_folded(payload: Any, keys: tuple[Key, ...]) -> Any:
+    """Like :func:`walk`, but a name missing verbatim matches the first key equal to it
+    once both are stripped and case-folded."""
+    value = payload
+    for key in keys:
+        if isinstance(key, int) or not isinstance(value, dict):
+            value = walk(value, (key,))
+        elif key in value:
+            value = value[key]
+        else:
+            wanted = fold(key)
+            value = next((item for name, item in value.items()
+                          if isinstance(name, str) and fold(name) == wanted), MISSING)
+        if value is MISSING:
+            return MISSING
+    return value
+
+
 class CompiledPath:
     """A JSONPath compiled once; ``values()`` returns every match, in order."""
 
@@ -81,6 +107,30 @@ class CompiledPath:
 
     def __repr__(self) -> str:
         return f"CompiledPath({self.text!r})"
+
+
+class FoldedPath(CompiledPath):
+    """A simple path whose names match keys ignoring case and surrounding spaces."""
+
+    __slots__ = ()
+
+    def values(self, payload: Any) -> list[Any]:
+        assert self.simple_keys is not None
+        value = walk_folded(payload, self.simple_keys)
+        return [] if value is MISSING else [value]
+
+    def __repr__(self) -> str:
+        return f"FoldedPath({self.text!r})"
+
+
+def compile_folded_path(text: str) -> FoldedPath:
+    """A simple path read ignoring case; ValueError for any path jsonpath-ng would need."""
+    text = text.strip()
+    keys = simple_keys_of(text)
+    if keys is None:
+        raise ValueError(f"ignore_case works with simple paths only (names and indexes, like "
+                         f"$.lead.phone or $.items[0]), not {text!r}")
+    return FoldedPath(text, keys, None)
 
 
 def compile_path(text: str) -> CompiledPath:

@@ -4,7 +4,12 @@
 and returns a small function. At map time that function returns the new value,
 or raises :class:`TransformError` naming a stable rule, which the compiler
 turns into a refusal of the lead. ``None`` (a missing value) always stays
-``None``; no transform invents a value.
+``None``; no transform invents a value, except ``present``, whose whole point
+is to say that a value is missing.
+
+Two transforms need more than the value: ``present`` also runs on an empty
+value, ``choice`` reads the option list the payload carries. They are
+:class:`Step` objects whose flags tell the field resolver to call them so.
 """
 from __future__ import annotations
 
@@ -18,14 +23,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from relay import words
-from relay.mapping import us_states
+from relay.mapping import paths, us_states
 
 Transform = Callable[[Any], Any]
 
 TRANSFORM_NAMES: tuple[str, ...] = (
     "phone", "email", "strip", "lower", "upper", "title", "digits", "slice", "truncate",
     "regex_extract", "regex_replace", "lookup", "bool", "datetime", "first", "join",
-    "integer", "string",
+    "integer", "string", "present", "choice",
 )
 TRACKDRIVE_TIME = "%Y-%m-%d %H:%M:%S %z"
 # Form builders also say y/n and checked/unchecked.
@@ -50,6 +55,20 @@ class TransformError(Exception):
         super().__init__(message)
         self.rule = rule
         self.message = message
+
+
+class Step:
+    """A transform that reads an empty value (``reads_empty``) or the lead's payload
+    (``reads_payload``); called as ``step.apply(value, payload)``."""
+
+    reads_empty = False
+    reads_payload = False
+
+    def apply(self, value: Any, payload: Any) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, value: Any) -> Any:
+        return self.apply(value, None)
 
 
 def compile_transform(name: str, arg: Any | None, *, phone_region: str = "US") -> Transform:
@@ -140,11 +159,20 @@ def _is_fictional_nanp(number: phonenumbers.PhoneNumber) -> bool:
             and national[3:8] == "55501")
 
 
+PHONE_ACCEPT = ("valid", "possible")
+
+
 def _phone(arg: Any, default_region: str) -> Transform:
-    region = (arg if arg is not None else default_region)
+    options = _mapping_arg("phone", arg, {"region", "accept"}) if isinstance(arg, dict) else {"region": arg}
+    region = options.get("region") if options.get("region") is not None else default_region
     if not isinstance(region, str) or region.strip().upper() not in phonenumbers.SUPPORTED_REGIONS:
         raise ValueError(f"transform 'phone': unknown region {region!r} (use a code like US or GB)")
     region = region.strip().upper()
+    accept = options.get("accept", "valid")
+    if accept not in PHONE_ACCEPT:
+        raise ValueError(f"transform 'phone': accept must be valid or possible, not {accept!r}")
+    if accept == "possible":
+        return elementwise(_possible_phone(region))
     nanp = phonenumbers.country_code_for_region(region) == 1
     e164 = phonenumbers.PhoneNumberFormat.E164
 
@@ -166,6 +194,25 @@ def _phone(arg: Any, default_region: str) -> Transform:
         return phonenumbers.format_number(number, e164)
 
     return elementwise(phone)
+
+
+def _possible_phone(region: str) -> Transform:
+    """A number of a possible length for its country, assigned or not (a new range, say)."""
+    e164 = phonenumbers.PhoneNumberFormat.E164
+
+    def phone(value: Any) -> Any:
+        if _blank(value):
+            return None
+        text = as_text(value)
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            raise TransformError("phone", f"{text!r} is not a phone number") from None
+        if not phonenumbers.is_possible_number(number):
+            raise TransformError("phone", f"{text!r} is not a possible phone number")
+        return phonenumbers.format_number(number, e164)
+
+    return phone
 
 
 def _nanp_digits(text: str) -> str | None:
@@ -377,6 +424,86 @@ def _join(arg: Any) -> Transform:
     return join
 
 
+# --- present, choice ---
+
+class _Present(Step):
+    reads_empty = True
+
+    def __init__(self, answers: tuple[Any, Any]) -> None:
+        self.answers = answers  # (when present, when empty)
+
+    def apply(self, value: Any, payload: Any) -> Any:
+        if isinstance(value, list):
+            present = any(not paths.is_empty(item) for item in value)
+        else:
+            present = not paths.is_empty(value)
+        return self.answers[0] if present else self.answers[1]
+
+
+def _present(arg: Any) -> Transform:
+    if arg is None:
+        return _Present((True, False))
+    options = _mapping_arg("present", arg, {"true", "false"})
+    if set(options) != {"true", "false"} or not all(isinstance(v, str) for v in options.values()):
+        raise ValueError("transform 'present' needs both 'true' and 'false' texts")
+    return _Present((options["true"], options["false"]))
+
+
+class _Choice(Step):
+    reads_payload = True
+
+    def __init__(self, options: paths.CompiledPath, id_key: str, label_key: str, default: str) -> None:
+        self.options = options
+        self.id_key = id_key
+        self.label_key = label_key
+        self.default = default
+
+    def apply(self, value: Any, payload: Any) -> Any:
+        if value is None:
+            return None
+        labels = self.labels(payload)
+        if isinstance(value, list):
+            return [self.label_of(item, labels) for item in value if item is not None]
+        return self.label_of(value, labels)
+
+    def labels(self, payload: Any) -> dict[str, Any]:
+        labels: dict[str, Any] = {}
+        for found in self.options.values(payload) if payload is not None else ():
+            for option in found if isinstance(found, list) else [found]:
+                if isinstance(option, dict) and option.get(self.id_key) is not None:
+                    labels.setdefault(as_text(option[self.id_key]), option.get(self.label_key))
+        return labels
+
+    def label_of(self, value: Any, labels: dict[str, Any]) -> Any:
+        text = as_text(value)
+        label = labels.get(text)
+        if label is None:
+            label = labels.get(text.strip())
+        if label is not None:
+            return label
+        if self.default == "keep":
+            return value
+        if self.default == "empty":
+            return None
+        if self.default == "refuse":
+            raise TransformError("choice", f"{text!r} is not one of the choices at {self.options.text}")
+        return self.default
+
+
+def _choice(arg: Any) -> Transform:
+    options = _mapping_arg("choice", arg, {"options", "id", "label", "default"})
+    where = options.get("options")
+    if not isinstance(where, str) or not where.strip().startswith("$"):
+        raise ValueError("transform 'choice' needs options: a JSONPath to the list of choices")
+    id_key, label_key = options.get("id", "id"), options.get("label", "label")
+    default = options.get("default", "keep")
+    if not all(isinstance(key, str) and key for key in (id_key, label_key)):
+        raise ValueError("transform 'choice': id and label are key names, like id and label")
+    if not isinstance(default, str):
+        raise ValueError("transform 'choice': default must be keep, empty, refuse or a constant")
+    return _Choice(paths.compile_path(where), id_key, label_key, default)
+
+
 # --- datetime ---
 
 def _datetime(arg: Any) -> Transform:
@@ -491,4 +618,6 @@ _BUILDERS: dict[str, Callable[..., Transform]] = {
     "join": _join,
     "integer": _integer,
     "string": _string,
+    "present": _present,
+    "choice": _choice,
 }

@@ -59,8 +59,8 @@ def test_malformed_json_is_400_with_position(stack: Stack) -> None:
 
 
 def test_unsupported_content_type_is_415(stack: Stack) -> None:
-    answer = requests.post(f"{stack.url}/hooks/generic-json", data=b"<lead/>",
-                           headers={**JSON, "Content-Type": "application/xml"}, timeout=10)
+    answer = requests.post(f"{stack.url}/hooks/generic-json", data=b"%PDF-1.4",
+                           headers={**JSON, "Content-Type": "application/pdf"}, timeout=10)
     assert answer.status_code == 415
     assert error_of(answer)["code"] == "unsupported_media_type"
 

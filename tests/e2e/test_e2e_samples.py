@@ -9,8 +9,8 @@ import pytest
 import requests
 import yaml
 
-from relay.mapping.httpfile import parse_http_file
 from tests.support.stack import SHIPPED_MAPPINGS, Stack, wait_until
+from tests.support.vendors import vendor_request
 
 MASK = "***"
 
@@ -29,10 +29,9 @@ def sample_cases() -> list[Any]:
 
 
 def send(stack: Stack, source: str, fixture: Path) -> requests.Response:
-    request = parse_http_file(fixture.read_bytes())
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-    url = f"{stack.url}/hooks/{source}" + (f"?{request.query}" if request.query else "")
-    return requests.request(request.method, url, data=request.body, headers=headers, timeout=30)
+    request = vendor_request(source, fixture)
+    return requests.request(request.method, request.url(stack.url, source), data=request.body,
+                            headers=request.headers, timeout=30)
 
 
 def masked(params: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:

@@ -23,6 +23,21 @@ SHIPPED_SECRETS = {
     "LEADSPEDIA_LEAD_TOKEN": "leadspedia-token-1a2b3c", "LEADSPEDIA_CAMPAIGN_KEY": "Xk7RmP2tQ9vWc4Ln8Hd3",
     "GENERIC_JSON_LEAD_TOKEN": "generic-json-token-6e5d", "GENERIC_JSON_API_KEY": "example-key",
     "GENERIC_FORM_LEAD_TOKEN": "generic-form-token-4c3b", "GENERIC_FORM_KEY": "example-key",
+    "GOOGLE_ADS_LEAD_TOKEN": "google-ads-token-3e7a1c", "GOOGLE_ADS_KEY": "hk-9f2c4e71b0a3",
+    "JOTFORM_LEAD_TOKEN": "jotform-token-8b2d4f", "JOTFORM_WEBHOOK_KEY": "jotform-key-6c1a93",
+    "ELEMENTOR_LEAD_TOKEN": "elementor-token-5a9e2b", "ELEMENTOR_WEBHOOK_KEY": "elementor-key-0d4f7e",
+    "GRAVITY_FORMS_LEAD_TOKEN": "gravity-forms-token-7f3c", "GRAVITY_FORMS_API_KEY": "gravity-key-2b8e51",
+    "HUBSPOT_LEAD_TOKEN": "hubspot-token-4d6a0e", "HUBSPOT_CLIENT_SECRET": SIGNING_SECRET,
+    "HUBSPOT_WEBHOOK_URL": "https://leads.example.com/webhooks/hubspot",  # the URL the sample was signed for
+    "TALLY_LEAD_TOKEN": "tally-token-9c5b3a", "TALLY_SIGNING_SECRET": SIGNING_SECRET,
+    "LEADCONDUIT_LEAD_TOKEN": "leadconduit-token-1e8f", "LEADCONDUIT_WEBHOOK_KEY": "leadconduit-key-3a7d29",
+    "BOBERDOO_LEAD_TOKEN": "boberdoo-token-6f2e", "BOBERDOO_PING_LEAD_TOKEN": "boberdoo-ping-token-8a1c",
+    "BOBERDOO_KEY": "Zq4Wm8Rt2Yp6Kx0Ns3Lv7Bd1Hc5Jf9Ga",
+    "WPFORMS_LEAD_TOKEN": "wpforms-token-3b9d7c", "WPFORMS_API_KEY": "wpforms-key-2d8f41",
+    "CONTACT_FORM_7_LEAD_TOKEN": "cf7-token-5e0a6b", "CONTACT_FORM_7_KEY": "cf7-key-7a3e09",
+    "FORMSTACK_LEAD_TOKEN": "formstack-token-2c7f9d", "FORMSTACK_HANDSHAKE_KEY": "formstack-handshake-5c1e",
+    "ZAPIER_LEAD_TOKEN": "zapier-token-0f6b3e", "ZAPIER_API_KEY": "zapier-key-91b0c4",
+    "INSTAPAGE_LEAD_TOKEN": "instapage-token-7d2a5c", "INSTAPAGE_KEY": "instapage-key-4e2a77",
 }
 
 WAIT_S = 60.0  # an upper bound for a slow machine, never a measurement

@@ -93,7 +93,7 @@ def test_malformed_body_is_400_and_not_stored(client, store):
 
 
 def test_unsupported_media_type_is_415(client, store):
-    response = client.post("/hooks/acme", data=b"<xml/>", content_type="application/xml")
+    response = client.post("/hooks/acme", data=b"%PDF-1.4", content_type="application/pdf")
     assert response.status_code == 415
     assert response.get_json()["error"]["code"] == "unsupported_media_type"
     assert store.list() == []

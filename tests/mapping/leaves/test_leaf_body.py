@@ -181,7 +181,7 @@ def test_empty_body_and_query():
 # --- unsupported ---
 
 @pytest.mark.parametrize("body, content_type", [
-    (b"<lead><a>1</a></lead>", "application/xml"),
+    (b"%PDF-1.4", "application/pdf"),
     (b"\x89PNG\r\n", "image/png"),
     (b"just words", "text/plain"),
     (b"just words", ""),
