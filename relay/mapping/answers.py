@@ -52,8 +52,6 @@ def _vendor_answer(ck: Checker, node: Node | None) -> VendorAnswer | None:
         return None
     ck.keys(shape, ANSWER_KEYS, where)
     accepted = _spec(ck, shape, where, statuses=range(200, 300), inherit=None)
-    if accepted is None:
-        return None
     variants = {}
     for key, statuses in (("on_refused", range(200, 500)), ("on_duplicate", range(200, 300))):
         variant = shape.get(key)
@@ -62,6 +60,8 @@ def _vendor_answer(ck: Checker, node: Node | None) -> VendorAnswer | None:
             if variant_shape is not None:
                 ck.keys(variant_shape, SPEC_KEYS, f"{where}.{key}")
                 variants[key] = _spec(ck, variant_shape, f"{where}.{key}", statuses=statuses, inherit=accepted)
+    if accepted is None:
+        return None
     return VendorAnswer(accepted, refused=variants.get("on_refused"), duplicate=variants.get("on_duplicate"))
 
 
