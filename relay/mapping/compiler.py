@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from relay.mapping import flatten, prepare, trackdrive
+from relay.mapping.answers import compile_answers
 from relay.mapping.checks import Checker, closest
 from relay.mapping.conditions import compile_condition
 from relay.mapping.inbound import compile_inbound
@@ -96,6 +97,8 @@ class _Compiler:
         default_plan = self._plan(None, base, _Section(), passthrough, top)
         routes = self._routes(top.get("routes"), base, passthrough)
         inbound, idempotency = compile_inbound(self.ck, top.get("inbound"))
+        answer, handshakes = compile_answers(self.ck, top.get("inbound"))
+        inbound = dataclasses.replace(inbound, answer=answer, handshakes=handshakes)
         self.env_names.update(inbound.secret_envs() | self.ck.referenced_env)
         if default_plan is None or routes is None or steps is None or drops is None:
             return None

@@ -14,7 +14,7 @@ from relay.mapping.values import Field, compile_field
 from relay.mapping.yamlload import Map, Node, Scalar
 
 KEYS = ("max_body", "files", "mode", "sync_deadline", "auth", "meta_verify_token",
-        "idempotency", "rate_limit", "query")
+        "idempotency", "rate_limit", "query", "answer", "handshakes")  # answer, handshakes: relay.mapping.answers
 AUTH_KEYS = ("token", "basic", "hmac", "signature", "body_key", "ip_allow")
 HMAC_KEYS = ("preset", "header", "algorithm", "encoding", "prefix", "secret")
 HMAC_PRESETS = {

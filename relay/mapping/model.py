@@ -188,6 +188,37 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class AnswerSpec:
+    """An answer a source gives instead of the relay's JSON: its body is a compiled template."""
+
+    status: int
+    content_type: str
+    body: Any  # a relay.mapping.templates.CompiledTemplate
+
+
+@dataclass(frozen=True)
+class VendorAnswer:
+    """``inbound.answer``: what a vendor is told once its leads are committed."""
+
+    accepted: AnswerSpec
+    refused: AnswerSpec | None = None  # None: a refused request gets the relay's JSON answer
+    duplicate: AnswerSpec | None = None  # None: a repeat gets the accepted answer
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """``inbound.handshakes[]``: a request answered at once, storing no lead."""
+
+    methods: tuple[str, ...]
+    when: Any  # payload -> bool, or None: every request of those methods
+    answer: AnswerSpec
+    auth: bool = True  # False: answered before the source's auth checks
+
+    def matches(self, method: str, payload: Any) -> bool:
+        return method in self.methods and (self.when is None or bool(self.when(payload)))
+
+
+@dataclass(frozen=True)
 class InboundSettings:
     max_body_bytes: int = 256 * 1024
     files: str = "ignore"  # ignore | refuse
@@ -203,6 +234,8 @@ class InboundSettings:
     meta_verify_token_env: str | None = None  # answers Meta's hub.challenge when set
     idempotency_window_s: float = 0.0  # 0: no dedupe
     rate_limit: RateLimit | None = None
+    answer: VendorAnswer | None = None
+    handshakes: tuple[Handshake, ...] = ()
 
     @property
     def signed(self) -> bool:

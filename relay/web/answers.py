@@ -1,14 +1,19 @@
-"""The vendor's answer for a stored lead."""
+"""The vendor's answer for a stored lead: the relay's JSON, or the source's own ``inbound.answer``."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from flask import Response, jsonify
 
 from relay import outcomes
 from relay.intake.accept import Accepted
+from relay.mapping import answers as source_answers
+from relay.mapping.model import AnswerSpec, VendorAnswer
 from relay.store.base import Lead
+
+log = logging.getLogger("relay.web")
 
 # The body an answer was built from, kept on the response so the request log need not parse it back.
 ANSWER_ATTRIBUTE = "relay_answer"
@@ -90,3 +95,57 @@ def batch_entry(lead: Lead, *, duplicate: bool) -> dict[str, Any]:
     if duplicate:
         entry["duplicate"] = True
     return entry
+
+
+# --- a source's own answer (inbound.answer) ---
+
+def vendor_answer(spec: VendorAnswer | None, accepted: Accepted, relay_answer: Response, *,
+                  status: str | None = None) -> Response:
+    """The source's answer for committed leads, or ``relay_answer`` when it has none for this outcome.
+
+    The relay's JSON body stays attached, so the request log and metrics read the same outcome
+    whichever answer the vendor gets. ``status`` overrides the leads' (a sync source's settled one).
+    """
+    built = answer_of(relay_answer)
+    if spec is None or built is None or not accepted.leads:
+        return relay_answer
+    variables = answer_variables(accepted, built, status)
+    chosen = choose(spec, variables)
+    if chosen is None:
+        return relay_answer
+    try:
+        text = source_answers.render(chosen, variables)
+    except Exception:  # the leads are committed: a broken template must not turn into a 500
+        log.exception("the answer template of source %s failed; sent the relay's JSON answer instead",
+                      accepted.source, extra={"source": accepted.source, "event": "answer_template_failed"})
+        return relay_answer
+    return text_response(text, chosen, built)
+
+
+def answer_variables(accepted: Accepted, built: dict[str, Any], status: str | None) -> dict[str, Any]:
+    leads = [item.lead for item in accepted.leads]
+    refused = next((lead for lead in leads if lead.status == "rejected"), None)
+    return {
+        "lead_id": leads[0].id, "lead_ids": [lead.id for lead in leads],
+        "status": status or str(built.get("status", leads[0].status)), "source": accepted.source,
+        "batch_id": leads[0].batch_id or leads[0].id, "count": len(leads),
+        "duplicate": all(not item.created for item in accepted.leads),
+        "error": dict((refused.error or {}) if refused is not None else {}),
+    }
+
+
+def choose(spec: VendorAnswer, variables: dict[str, Any]) -> AnswerSpec | None:
+    """None: the source has no answer for this outcome, so the relay's own is sent."""
+    if variables["status"] == "rejected":
+        return spec.refused
+    if variables["duplicate"]:
+        return spec.duplicate or spec.accepted
+    return spec.accepted
+
+
+def text_response(text: str, spec: AnswerSpec, built: dict[str, Any] | None) -> Response:
+    response = Response(text, status=spec.status, content_type=spec.content_type)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if built is not None:
+        setattr(response, ANSWER_ATTRIBUTE, built)
+    return response

@@ -11,12 +11,14 @@ from flask import Blueprint, Request, Response, g, request
 from werkzeug.exceptions import MethodNotAllowed
 
 from relay.delivery.outcome import Delivered, Failed
-from relay.errors import SourceMisconfigured, UnknownSource
+from relay.errors import BadRequest, RelayError, SourceMisconfigured, UnknownSource
 from relay.intake import auth
 from relay.intake.accept import DeliveryDesk, Intake
 from relay.intake.accept import accept as accept_request
 from relay.intake.addresses import client_address, forwarded_for
-from relay.mapping.model import InboundRequest
+from relay.mapping import answers as source_answers
+from relay.mapping.body import parse_request
+from relay.mapping.model import Handshake, InboundRequest, InboundSettings
 from relay.mapping.source import Source
 from relay.store.base import Lead
 from relay.web import answers, body
@@ -45,12 +47,53 @@ def receive(source_name: str) -> Response:
         # Meta does not sign its subscription GET: the verify token is its only credential.
         return challenge_response(auth.meta_challenge(source.inbound, query_pairs, state.settings.env))
     state.limiter.check(source.name, source.inbound.rate_limit)
-    inbound_request = authenticated_request(req, state, source, raw_query, query_pairs)
+    handshakes = [item for item in source.inbound.handshakes if req.method in item.methods]
+    raw_body = None
+    if any(not item.auth for item in handshakes):
+        # A handshake the mapping exempts from auth is answered before any check: read it first.
+        raw_body = read_body(req, source.inbound)
+        answer = handshake_answer(source, [item for item in handshakes if not item.auth],
+                                  unchecked_request(req, raw_query, raw_body))
+        if answer is not None:
+            return answer
+    inbound_request = authenticated_request(req, state, source, raw_query, query_pairs, raw_body)
+    answer = handshake_answer(source, [item for item in handshakes if item.auth], inbound_request)
+    if answer is not None:
+        return answer
     return accept(state, source, inbound_request)
 
 
+def read_body(req: Request, inbound: InboundSettings) -> bytes:
+    body.check_declared_length(req.content_length, inbound.max_body_bytes)
+    return body.read_limited(req.stream, inbound.max_body_bytes)
+
+
+def unchecked_request(req: Request, raw_query: str, raw_body: bytes) -> InboundRequest:
+    return InboundRequest(method=req.method, content_type=req.environ.get("CONTENT_TYPE", ""), body=raw_body,
+                          query=raw_query)
+
+
+def handshake_answer(source: Source, candidates: list[Handshake], inbound_request: InboundRequest) -> Response | None:
+    """The answer of the first handshake the request matches; None to treat it as leads."""
+    if not candidates:
+        return None
+    try:
+        payload = parse_request(inbound_request)
+    except RelayError:
+        return None  # not a handshake; as leads, the same body gets its 4xx
+    handshake = next((item for item in candidates if item.matches(inbound_request.method, payload)), None)
+    if handshake is None:
+        return None
+    variables = {"payload": payload, "source": source.name, "method": inbound_request.method}
+    try:
+        text = source_answers.render(handshake.answer, variables)
+    except Exception as error:
+        raise BadRequest(f"the handshake answer could not be rendered: {error}", source=source.name) from None
+    return answers.text_response(text, handshake.answer, {"handshake": True, "source": source.name})
+
+
 def authenticated_request(req: Request, state: RelayState, source: Source, raw_query: str,
-                          query_pairs: list[tuple[str, str]]) -> InboundRequest:
+                          query_pairs: list[tuple[str, str]], raw_body: bytes | None = None) -> InboundRequest:
     """The request as it will be stored, once every configured check has passed."""
     inbound = source.inbound
     headers = req.headers
@@ -58,8 +101,8 @@ def authenticated_request(req: Request, state: RelayState, source: Source, raw_q
     g.client_addr = client_addr  # the request log line reports the same address
     auth.check_before_body(inbound, client_addr=client_addr, headers=headers,
                            query_pairs=query_pairs, env=state.settings.env)
-    body.check_declared_length(req.content_length, inbound.max_body_bytes)
-    raw_body = body.read_limited(req.stream, inbound.max_body_bytes)
+    if raw_body is None:
+        raw_body = read_body(req, inbound)
     signed = auth.SignedRequest(method=req.method, url=req.base_url, path=req.path, query=raw_query,
                                 headers=headers, body=raw_body)
     auth.check_body(inbound, headers=headers, body=raw_body, env=state.settings.env, request=signed)
@@ -102,8 +145,10 @@ def accept(state: RelayState, source: Source, inbound_request: InboundRequest) -
                               env=state.settings.env)
     if source.inbound.mode == "sync" and not accepted.split and len(accepted.leads) == 1:
         only = accepted.leads[0]
-        return sync_answer(only.lead, accepted.deliveries.get(only.lead.id), source.inbound.sync_deadline_s)
-    return answers.accepted_answer(accepted)
+        response = sync_answer(only.lead, accepted.deliveries.get(only.lead.id), source.inbound.sync_deadline_s)
+        built = answers.answer_of(response) or {}
+        return answers.vendor_answer(source.inbound.answer, accepted, response, status=built.get("status"))
+    return answers.vendor_answer(source.inbound.answer, accepted, answers.accepted_answer(accepted))
 
 
 def desk_of(state: RelayState) -> DeliveryDesk | None:

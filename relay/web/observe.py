@@ -87,6 +87,8 @@ def answer_body(response: Response) -> dict[str, Any]:
 
 def request_outcome(response: Response, answer: dict[str, Any]) -> str | None:
     """How a hooks request ended; None for a Meta subscription handshake (no lead)."""
+    if answer.get("handshake"):  # a source's handshake: answered, no lead
+        return None
     if answer.get("duplicate"):
         return outcomes.request_label(duplicate=True)
     if "lead_id" in answer:
