@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -128,11 +128,11 @@ class _Compiler:
         return Source(name=self.name, path=self.path, version=self.version, inbound=inbound,
                       description=description, prepare=steps, drops=drops, routes=routes,
                       plan=default_plan, idempotency=idempotency,
-                      env_names=frozenset(self.env_names), split=split, fetch=fetch or None)
+                      env_names=frozenset(self.env_names), split=split, fetch=fetch)
 
     # --- fetch and include ---
 
-    def _fetch(self, node: Node | None) -> FetchSpec | bool | None:
+    def _fetch(self, node: Node | None) -> FetchSpec | Literal[False] | None:
         """The compiled spec, None when the source does not fetch, False when the section is wrong."""
         if node is None:
             return None
