@@ -23,10 +23,11 @@ SHIPPED_ENV = {name: "test-value" for name in (
     "LEADSPEDIA_LEAD_TOKEN", "LEADSPEDIA_CAMPAIGN_KEY",
     "GENERIC_JSON_LEAD_TOKEN", "GENERIC_JSON_API_KEY",
     "GENERIC_FORM_LEAD_TOKEN", "GENERIC_FORM_KEY",
+    "FACEBOOK_PAGE_TOKEN", "HUBSPOT_CONTACTS_LEAD_TOKEN", "HUBSPOT_PRIVATE_APP_TOKEN", "HUBSPOT_WEBHOOK_KEY",
 )}
 
 SHIPPED_SOURCES = {"facebook-lead", "facebook-leadgen", "typeform", "unbounce", "leadspedia",
-                   "generic-json", "generic-form"}
+                   "generic-json", "generic-form", "hubspot-contacts"}
 
 
 def shipped_cases() -> list:
