@@ -11,8 +11,8 @@ from relay.errors import MalformedBody
 from relay.intake.pipeline import MAPPING_ERROR, NO_LEADS, Deferred, evaluate
 from relay.mapping import load_source
 from relay.mapping.fetch import FetchSpec, PathRef, Text
-from relay.mapping.paths import compile_path
 from relay.mapping.model import InboundRequest, Refusal, TrackdriveCall
+from relay.mapping.paths import compile_path
 from tests.intake.batch_mappings import BATCHY, YML
 
 
