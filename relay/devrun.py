@@ -1,8 +1,10 @@
 """`make run`: serve the shipped mappings on this machine with one command.
 
 Without ``TRACKDRIVE_BASE_URL`` the relay delivers to a local sandbox started
-alongside it, and every secret a mapping references but the environment lacks
-gets a throwaway demo value, so a new user can post a sample at once. With
+alongside it, which also plays the Graph API and HubSpot's CRM for the sources that
+fetch their leads (``FACEBOOK_GRAPH_URL`` and ``HUBSPOT_API_URL``), and every
+secret a mapping references but the environment lacks gets a throwaway demo value,
+so a new user can post a sample at once. With
 ``TRACKDRIVE_BASE_URL`` set, nothing is invented: missing secrets fail closed.
 """
 from __future__ import annotations
@@ -14,6 +16,10 @@ import time
 
 from relay.intake.lint import load_directory
 from relay.settings import Settings, SettingsError
+
+# The base URLs of the vendor APIs the shipped fetch sources read (each a ${NAME:-default} in
+# its mapping); unset, `make run` points them at the sandbox's stand-ins.
+VENDOR_API_URLS = ("FACEBOOK_GRAPH_URL", "HUBSPOT_API_URL")
 
 
 def _demo_env(settings: Settings) -> dict[str, str]:
@@ -32,12 +38,17 @@ def main() -> int:
     sandbox = None
     port = settings.sandbox_port
     if "TRACKDRIVE_BASE_URL" not in settings.env:
-        sandbox = subprocess.Popen([sys.executable, "-m", "relay", "sandbox", "--port", str(port)])
         env["TRACKDRIVE_BASE_URL"] = f"http://127.0.0.1:{port}"
         demo = _demo_env(settings)
         env.update(demo)
+        stand_ins = {name: env["TRACKDRIVE_BASE_URL"] for name in VENDOR_API_URLS if name not in env}
+        env.update(stand_ins)
+        # The sandbox checks appsecret_proof with the same app secret the relay signs with.
+        sandbox = subprocess.Popen([sys.executable, "-m", "relay", "sandbox", "--port", str(port),
+                                    "--graph-app-secret-env", "FACEBOOK_APP_SECRET"], env=env)
         print(f"sandbox Trackdrive on http://127.0.0.1:{port} "
-              f"(received calls: /_sandbox/received); demo secrets set for: {', '.join(demo) or 'none'}",
+              f"(received calls: /_sandbox/received); demo secrets set for: {', '.join(demo) or 'none'}; "
+              f"vendor APIs played by the sandbox: {', '.join(stand_ins) or 'none'}",
               flush=True)
         time.sleep(0.5)
     os.makedirs("var", exist_ok=True)

@@ -25,18 +25,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--content-type", help="content type of a raw body (guessed when left out)")
     parser.add_argument("--mappings", help="mappings directory (default $RELAY_MAPPINGS_DIR or mappings)")
     parser.add_argument("--query", help="query string, without '?' (replaces the file's)")
+    parser.add_argument("--fetched", metavar="JSON_FILE",
+                        help="what the vendor's API answers, for a source that fetches (else: outcome fetch)")
     parser.set_defaults(func=run_preview)
 
 
 def run_preview(args: argparse.Namespace) -> int:
     outcome = preview(args.source, Path(args.file), content_type=args.content_type,
-                      mappings_dir=args.mappings, query=args.query)
+                      mappings_dir=args.mappings, query=args.query,
+                      fetched=Path(args.fetched) if args.fetched else None)
     print(json.dumps(outcome.to_dict(), indent=2, ensure_ascii=False))
     return EXIT_CALL if outcome.kind == "call" else EXIT_NO_CALL
 
 
 def preview(source: str, file: Path, *, content_type: str | None = None,
-            mappings_dir: str | None = None, query: str | None = None) -> Outcome:
+            mappings_dir: str | None = None, query: str | None = None,
+            fetched: Path | None = None) -> Outcome:
     mapping_path = resolve_mapping(source, mappings_dir)
     if not mapping_path.is_file():
         return _error("unknown_source", f"no mapping file for {source!r} (looked for {mapping_path})")
@@ -44,10 +48,16 @@ def preview(source: str, file: Path, *, content_type: str | None = None,
         request = read_request(file, content_type=content_type, query=query)
     except (OSError, HttpFileError, UnicodeDecodeError) as exc:
         return _error("bad_request_file", f"cannot read {file}: {exc}")
+    answer = None
+    if fetched is not None:
+        try:
+            answer = json.loads(fetched.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return _error("bad_fetched_file", f"cannot read {fetched} as JSON: {exc}")
     loaded = _load(mapping_path)
     if isinstance(loaded, Outcome):
         return loaded
-    return outcome_of(loaded, request)
+    return outcome_of(loaded, request, answer)
 
 
 def resolve_mapping(source: str, mappings_dir: str | None) -> Path:

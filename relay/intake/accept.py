@@ -66,7 +66,8 @@ def accept(intake: Intake, source: Source, request: InboundRequest, *, request_i
     if env is not None and source.inbound.body_key is not None:
         request = replace(request, body=masked_body(request.body, source.inbound.body_key, env))
     received_at = time.time()
-    held = [reserve(intake.desk) if isinstance(draft.outcome, TrackdriveCall) else False
+    # A lead to fetch is handed over too: the worker fetches it at once instead of at the next poll.
+    held = [reserve(intake.desk) if isinstance(draft.outcome, (TrackdriveCall, Deferred)) else False
             for draft in evaluation.drafts]
     rows = [received_row(source, request, draft, len(evaluation.drafts), received_at=received_at,
                          request_id=request_id, owner=intake.desk.owner if hold and intake.desk else None,
@@ -139,7 +140,7 @@ def hand_over(desk: DeliveryDesk | None, stored: tuple[Stored, ...], held: list[
         if not hold:
             continue
         lead = item.lead
-        if not item.created or lead.status != "queued" or lead.lease_owner != desk.owner:
+        if not item.created or lead.status not in ("queued", "fetching") or lead.lease_owner != desk.owner:
             desk.unreserve()
             continue
         try:

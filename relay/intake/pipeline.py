@@ -23,6 +23,7 @@ from relay.mapping.source import Source
 
 MAPPING_ERROR = "mapping_error"
 NO_LEADS = "no_leads"
+FETCH_ID_MISSING = "fetch_id_missing"
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,12 @@ def evaluate_payload(source: Source, payload: Any, headers: Mapping[str, str]) -
 def draft_for(source: Source, index: int, part: Any, headers: Mapping[str, str], many: bool) -> Draft:
     key = dedupe_key(source, part, headers, index if many else None)
     if source.fetch is not None:
+        missing = source.fetch.missing_ids(part)
+        if missing:  # nothing to fetch with: refused now, kept for replay, never a dead fetch later
+            refusal = Refusal(source.name, "fetch", FETCH_ID_MISSING,
+                              f"the notification has no {', '.join(missing)}: there is no lead to fetch",
+                              tuple(missing))
+            return Draft(index, part, refusal, None)
         return Draft(index, part, Deferred(source.name), key)
     outcome, crash = map_lead(source, part)
     return Draft(index, part, outcome, key, crash)

@@ -40,14 +40,15 @@ import yaml
 
 from relay.errors import RelayError
 from relay.intake import auth
-from relay.intake.pipeline import Deferred, Draft, LeadOutcome, evaluate
+from relay.intake.pipeline import Deferred, Draft, LeadOutcome, evaluate, map_lead
+from relay.mapping.fetch import fetched_payload
 from relay.mapping.httpfile import HttpFileError, guess_content_type, parse_http_file
 from relay.mapping.model import Drop, InboundRequest, Refusal, TrackdriveCall
 
 TEST_SUFFIX = ".test.yaml"
 EXPECT_KINDS = ("call", "call_subset", "refusal", "drop", "error", "fetch", "leads")
 REQUEST_KEYS = ("file", "method", "content_type", "body", "body_file", "query", "headers", "url", "sign")
-CASE_KEYS = ("name", "request", "env", "expect")
+CASE_KEYS = ("name", "request", "env", "fetched", "expect")
 FILE_KEYS = ("mapping", "env", "cases")
 
 # Which outcome each expectation kind is about.
@@ -71,12 +72,15 @@ class Outcome:
         return {"outcome": self.kind, self.kind: self.detail}
 
 
-def outcome_of(source: Any, request: InboundRequest, *, env: Mapping[str, str] | None = None) -> Outcome:
+def outcome_of(source: Any, request: InboundRequest, fetched: Any = None, *,
+               env: Mapping[str, str] | None = None) -> Outcome:
     """What the relay's intake makes of one request, as a value (the same code the hook runs).
 
     A request that becomes one lead gives that lead's outcome; a source that splits gives
     ``leads``, one outcome per lead. A defect in the mapping code is a ``crash``, which never
-    matches an expectation.
+    matches an expectation. With ``fetched`` (what the vendor's API would answer) a lead of a
+    source that fetches is mapped from it, as the delivery worker does; without it, its
+    outcome is ``fetch``.
     """
     try:
         evaluation = evaluate(source, request, env=env)
@@ -84,10 +88,26 @@ def outcome_of(source: Any, request: InboundRequest, *, env: Mapping[str, str] |
         return Outcome("error", _plain(exc.to_dict()["error"]))
     except Exception as exc:
         return Outcome("crash", {"type": type(exc).__name__, "message": str(exc)})
-    outcomes = [_draft_outcome(draft) for draft in evaluation.drafts]
+    outcomes = [_draft_outcome(_after_fetch(source, draft, fetched)) for draft in evaluation.drafts]
     if not evaluation.split and len(outcomes) == 1:
         return outcomes[0]
     return Outcome("leads", {"leads": [outcome.to_dict() for outcome in outcomes]})
+
+
+def _after_fetch(source: Any, draft: Draft, fetched: Any) -> Draft:
+    if fetched is None or not isinstance(draft.outcome, Deferred):
+        return draft
+    outcome, crash = map_lead(source, fetched_payload(fetched, draft.payload))
+    return dataclasses.replace(draft, outcome=outcome, crash=crash)
+
+
+def read_fetched(spec: Any, base_dir: Path) -> Any:
+    """A case's ``fetched``: ``{file: response.json}`` or ``{json: {...}}`` inline."""
+    if not isinstance(spec, Mapping) or len(spec) != 1 or next(iter(spec)) not in ("file", "json"):
+        raise ValueError("'fetched' takes one of: file (a JSON file), json (the answer inline)")
+    if "json" in spec:
+        return spec["json"]
+    return json.loads((base_dir / str(spec["file"])).read_text(encoding="utf-8"))
 
 
 def _draft_outcome(draft: Draft) -> Outcome:
@@ -192,9 +212,10 @@ def _run_case(case: Any, index: int, test_file: Path, sources: _SourceCache, upd
     try:
         request = build_request(case["request"], test_file.parent)
         checked = inbound_outcome(source, case["request"], request, env)
+        fetched = read_fetched(case["fetched"], test_file.parent) if "fetched" in case else None
     except (OSError, HttpFileError, ValueError) as exc:
         return CaseResult(source.name, name, False, f"cannot build the request: {exc}", test_file=test_file)
-    outcome = checked or outcome_of(source, request, env=env)
+    outcome = checked or outcome_of(source, request, fetched, env=env)
     kind, expected = next(iter(case["expect"].items()))
     passed = _matches(kind, expected, outcome)
     changed = kind_change(kind, outcome) if not passed else ""

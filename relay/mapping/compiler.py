@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -17,6 +18,7 @@ from relay.mapping import flatten, prepare, trackdrive
 from relay.mapping.answers import compile_answers
 from relay.mapping.checks import Checker, closest
 from relay.mapping.conditions import compile_condition
+from relay.mapping.fetch import FetchSpec, compile_fetch
 from relay.mapping.inbound import compile_inbound
 from relay.mapping.model import ENV_REF, Problem
 from relay.mapping.paths import CompiledPath
@@ -26,7 +28,9 @@ from relay.mapping.values import TEMPLATE_AS_CONSTANT, Field, cached_path, compi
 from relay.mapping.yamlload import Map, Node, Scalar, load_yaml, to_python
 
 TOP_KEYS = ("version", "description", "action", "phone_region", "trackdrive", "split", "prepare",
-            "lead", "data", "passthrough", "drop", "routes", "inbound")
+            "lead", "data", "passthrough", "drop", "routes", "inbound", "fetch", "include")
+# What a shared fragment (``include:``) may hold: the parts that read a lead, never where it goes.
+FRAGMENT_KEYS = ("description", "prepare", "lead", "data", "drop")
 TRACKDRIVE_KEYS = ("base_url", "lead_token", "auth_token", "schedule_lead_token", "offer_lead_token")
 LEAD_TOKENS = ("lead_token", "schedule_lead_token", "offer_lead_token")
 ROUTE_KEYS = ("name", "when", "action", "trackdrive", "lead", "data")
@@ -55,7 +59,12 @@ def compile_source(name: str, path: str, text: str, *,
         checker.error(None, "the mapping file is empty: it needs at least version, trackdrive and lead",
                       "empty_file")
     if root is not None:
-        source = _Compiler(checker, name, path, file_version(text.encode("utf-8"))).compile(root)
+        compiler = _Compiler(checker, name, path, "")
+        source = compiler.compile(root)
+        if source is not None:
+            # a change to an included fragment is a new version of every source that uses it
+            whole = text + "".join(compiler.included_texts)
+            source = dataclasses.replace(source, version=file_version(whole.encode("utf-8")))
     problems = checker.unique_problems()
     if any(is_error(problem) for problem in problems):
         return None, problems
@@ -72,6 +81,15 @@ class _Section:
     data: tuple[Field, ...] = ()
 
 
+@dataclasses.dataclass(frozen=True)
+class _Shared:
+    """What included fragments add before the file's own prepare steps, drops and fields."""
+
+    steps: tuple[Any, ...]
+    drops: tuple[tuple[Any, str], ...]
+    section: _Section
+
+
 class _Compiler:
     def __init__(self, checker: Checker, name: str, path: str, version: str) -> None:
         self.ck = checker
@@ -80,6 +98,7 @@ class _Compiler:
         self.version = version
         self.phone_region = "US"
         self.env_names: set[str] = set()
+        self.included_texts: list[str] = []
 
     def compile(self, root: Node) -> Source | None:
         top = self.ck.as_map(root, "the mapping file")
@@ -90,22 +109,95 @@ class _Compiler:
         description = self._description(top)
         self.phone_region = self._phone_region(top)
         split = self._split(top.get("split"))
+        shared = self._includes(top.get("include"))
         steps = self._prepare(top.get("prepare"))
         base = self._section(top, "", require_target=True)
-        passthrough = self._passthrough(top.get("passthrough"))
         drops = self._drops(top.get("drop"))
+        if shared is not None and steps is not None and drops is not None:
+            steps, drops = shared.steps + steps, shared.drops + drops
+            base.lead = _merge_fields(shared.section.lead, base.lead)
+            base.data = _merge_fields(shared.section.data, base.data)
+        passthrough = self._passthrough(top.get("passthrough"))
         default_plan = self._plan(None, base, _Section(), passthrough, top)
         routes = self._routes(top.get("routes"), base, passthrough)
         inbound, idempotency = compile_inbound(self.ck, top.get("inbound"))
         answer, handshakes = compile_answers(self.ck, top.get("inbound"))
         inbound = dataclasses.replace(inbound, answer=answer, handshakes=handshakes)
         self.env_names.update(inbound.secret_envs() | self.ck.referenced_env)
-        if default_plan is None or routes is None or steps is None or drops is None:
+        fetch = self._fetch(top.get("fetch"))
+        if (default_plan is None or routes is None or steps is None or drops is None or shared is None
+                or fetch is False):
             return None
         return Source(name=self.name, path=self.path, version=self.version, inbound=inbound,
                       description=description, prepare=steps, drops=drops, routes=routes,
                       plan=default_plan, idempotency=idempotency,
-                      env_names=frozenset(self.env_names), split=split)
+                      env_names=frozenset(self.env_names), split=split, fetch=fetch)
+
+    # --- fetch and include ---
+
+    def _fetch(self, node: Node | None) -> FetchSpec | Literal[False] | None:
+        """The compiled spec, None when the source does not fetch, False when the section is wrong."""
+        if node is None:
+            return None
+        spec = compile_fetch(self.ck, node)
+        if spec is None:
+            return False
+        self.env_names.update(spec.env_names)
+        return spec
+
+    def _includes(self, node: Node | None) -> _Shared | None:
+        """Every included fragment's steps, drops and fields, in order (later ones win)."""
+        shared = _Shared((), (), _Section())
+        if node is None:
+            return shared
+        ok = True
+        for item in self.ck.as_items(node, "include"):
+            fragment = self._include(item)
+            if fragment is None:
+                ok = False
+                continue
+            shared = _Shared(shared.steps + fragment.steps, shared.drops + fragment.drops,
+                             _Section(lead=_merge_fields(shared.section.lead, fragment.section.lead),
+                                      data=_merge_fields(shared.section.data, fragment.section.data)))
+        return shared if ok else None
+
+    def _include(self, node: Node) -> _Shared | None:
+        relative = self.ck.text(node, "include")
+        if relative is None:
+            return None
+        home = Path(self.path).parent
+        target = home / relative.strip()
+        try:
+            inside = target.resolve().is_relative_to(home.resolve())
+            text = target.read_text(encoding="utf-8") if inside else ""
+        except (OSError, UnicodeDecodeError) as exc:
+            self.ck.error(node, f"include: cannot read {relative.strip()}: {exc}", "unreadable")
+            return None
+        if not inside:
+            self.ck.error(node, f"include: {relative.strip()} is outside the mappings directory",
+                          "bad_include")
+            return None
+        self.included_texts.append(text)
+        # The fragment's problems are reported against the fragment's own file and lines.
+        checker = Checker(str(target), self.ck.env)
+        fragment = _Compiler(checker, self.name, str(target), "")
+        fragment.phone_region = self.phone_region
+        root, yaml_problems = load_yaml(text, str(target))
+        checker.problems.extend(yaml_problems)
+        shape = checker.as_map(root, "a shared fragment") if root is not None else None
+        result = None
+        if shape is not None:
+            checker.keys(shape, FRAGMENT_KEYS, "a shared fragment")
+            steps = fragment._prepare(shape.get("prepare"))
+            drops = fragment._drops(shape.get("drop"))
+            section = fragment._section(shape, "", require_target=False)
+            if steps is not None and drops is not None:
+                result = _Shared(steps, drops, section)
+        self.ck.problems.extend(checker.problems)
+        self.env_names.update(fragment.env_names)
+        if any(is_error(problem) for problem in checker.problems):
+            return None
+        return result
 
     # --- top-level scalars ---
 

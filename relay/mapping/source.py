@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 
 from relay.errors import RelayError
 from relay.mapping import body, flatten, trackdrive
+from relay.mapping.fetch import FetchSpec
 from relay.mapping.inbound import IdempotencyKey
 from relay.mapping.model import Drop, InboundRequest, InboundSettings, MapOutcome, Refusal
 from relay.mapping.paths import CompiledPath
@@ -126,7 +127,7 @@ class Source:
     split: CompiledPath | None = None
     # The vendor sends ids only; each lead is fetched from its API before it is mapped, by
     # the delivery worker after the vendor has its answer. None: mapped on receipt.
-    fetch: Any = None
+    fetch: FetchSpec | None = None
 
     def parse(self, request: InboundRequest) -> dict[str, Any]:
         return body.parse_request(request, files=self.inbound.files)

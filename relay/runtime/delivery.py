@@ -10,6 +10,7 @@ from flask import Flask
 from relay.delivery.breaker import Breakers, BreakerSettings
 from relay.delivery.client import TrackdriveClient
 from relay.delivery.dispatcher import Dispatcher
+from relay.delivery.fetcher import Fetcher
 from relay.delivery.retry import RetryPolicy
 from relay.web.state import RelayState, relay_state
 
@@ -30,7 +31,12 @@ def build_dispatcher(state: RelayState) -> Dispatcher:
     return Dispatcher(state.store, client, policy, owner=worker_owner(),
                       concurrency=settings.delivery_concurrency, rate_per_s=settings.delivery_rate,
                       lease_s=settings.lease_s, poll_interval_s=settings.poll_interval_s,
-                      breakers=breakers)
+                      breakers=breakers, resolver=build_fetcher(state))
+
+
+def build_fetcher(state: RelayState) -> Fetcher:
+    """The fetch stage over the app's registry: a reloaded mapping applies to leads already stored."""
+    return Fetcher(state.registry, state.settings.env, pool_size=max(8, state.settings.delivery_concurrency))
 
 
 def start_delivery(app: Flask) -> Dispatcher | None:

@@ -20,6 +20,7 @@ from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 from relay.sandbox.behaviour import Behaviour, Dice
 from relay.sandbox.recorder import LEAD_ID_HEADER, Recorder, mask_params, safe_headers
 from relay.sandbox.validation import is_true, lead_token_of, validate_caller_call, validate_create
+from relay.sandbox.vendors import VendorBehaviour, add_vendor_routes
 
 CALLER_ACTIONS = {
     "caller_opt_out": ["PUT", "GET"],
@@ -59,7 +60,8 @@ class SandboxState:
             self.closing.wait(seconds)
 
 
-def create_sandbox_app(behaviour: Behaviour | None = None) -> Flask:
+def create_sandbox_app(behaviour: Behaviour | None = None,
+                       vendors: VendorBehaviour | None = None) -> Flask:
     behaviour = behaviour or Behaviour()
     app = Flask("relay.sandbox")
     state = SandboxState(behaviour=behaviour, dice=Dice(behaviour.seed))
@@ -74,6 +76,8 @@ def create_sandbox_app(behaviour: Behaviour | None = None) -> Flask:
                          view_func=_caller_view(state, action))
 
     _add_control_routes(app, state)
+    # The APIs fetch sources read leads from (Graph API, HubSpot CRM): see relay.sandbox.vendors.
+    add_vendor_routes(app, vendors or VendorBehaviour(), state.closing, behaviour.seed)
 
     @app.errorhandler(DroppedConnection)
     def dropped(_: DroppedConnection) -> Response:

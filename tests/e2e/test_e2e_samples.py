@@ -62,19 +62,18 @@ def test_sample_reaches_trackdrive_as_expected(stack: Stack, source: str, fixtur
 
 def test_every_shipped_source_has_an_end_to_end_sample() -> None:
     covered = {param.values[0] for param in sample_cases()}
-    # facebook-leadgen carries only ids: its sample is refused, below.
+    # The fetch sources carry only ids: their samples are fetched below and in test_e2e_fetch.py.
     expected = {p.name[: -len(".yaml")] for p in SHIPPED_MAPPINGS.glob("*.yaml")
-                if not p.name.endswith(".test.yaml")} - {"facebook-leadgen"}
+                if not p.name.endswith(".test.yaml")} - {"facebook-leadgen", "hubspot-contacts"}
     assert covered == expected
 
 
-def test_meta_leadgen_notification_is_refused_and_kept(stack: Stack) -> None:
+def test_meta_leadgen_notification_is_fetched_and_delivered(stack: Stack) -> None:
     fixture = SHIPPED_MAPPINGS / "fixtures" / "facebook-leadgen" / "facebook_leadgen_webhook.http"
     answer = send(stack, "facebook-leadgen", fixture)
-    assert answer.status_code == 422
-    body = answer.json()
-    assert body["status"] == "rejected"
-    assert body["error"]["field"] == "caller_id"
-    assert body["error"]["rule"] == "required"
-    assert body["error"]["paths"]
-    assert received_for(stack, body["lead_id"]) == []
+    assert answer.status_code == 202, answer.text
+    entry, = answer.json()["leads"]
+    assert entry["status"] == "fetching"
+    records = wait_until(lambda: received_for(stack, entry["lead_id"]))
+    assert len(records) == 1 and records[0]["answer"]["status"] == 201
+    assert records[0]["body"]["data"]["facebook_lead_id"] == "1092837465019283"

@@ -10,7 +10,9 @@ import pytest
 from relay.errors import MalformedBody
 from relay.intake.pipeline import MAPPING_ERROR, NO_LEADS, Deferred, evaluate
 from relay.mapping import load_source
+from relay.mapping.fetch import FetchSpec, PathRef, Text
 from relay.mapping.model import InboundRequest, Refusal, TrackdriveCall
+from relay.mapping.paths import compile_path
 from tests.intake.batch_mappings import BATCHY, YML
 
 
@@ -45,10 +47,13 @@ def test_an_unreadable_body_raises_its_4xx_error(batchy) -> None:  # type: ignor
 
 
 def test_a_source_that_fetches_defers_each_lead(batchy) -> None:  # type: ignore[no-untyped-def]
-    fetching = dataclasses.replace(batchy, fetch=object())
+    spec = FetchSpec("GET", Text(("https://api.example.com/leads/", PathRef(compile_path("$.id")))))
+    fetching = dataclasses.replace(batchy, fetch=spec)
     drafts = evaluate(fetching, post({"leads": [{"id": "a"}, {"id": "b"}]})).drafts
     assert [type(d.outcome) for d in drafts] == [Deferred, Deferred]
     assert [d.status for d in drafts] == ["fetching", "fetching"] and [d.dedupe_key for d in drafts] == ["a", "b"]
+    without_id, = evaluate(fetching, post({"leads": [{"name": "c"}]})).drafts
+    assert without_id.status == "rejected" and without_id.outcome.rule == "fetch_id_missing"  # type: ignore[union-attr]
 
 
 def test_a_crash_is_a_mapping_error_refusal_carrying_the_exception(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 SHIPPED_ENV = {name: "test-value" for name in SHIPPED_SECRETS}
 
 SHIPPED_SOURCES = {"facebook-lead", "facebook-leadgen", "typeform", "unbounce", "leadspedia",
-                   "generic-json", "generic-form",
+                   "generic-json", "generic-form", "hubspot-contacts",
                    "google-ads", "jotform", "elementor-basic", "elementor-advanced", "gravity-forms", "hubspot",
                    "tally", "leadconduit", "boberdoo", "wpforms", "contact-form-7", "formstack", "zapier",
                    "instapage"}

@@ -81,8 +81,9 @@ class Process:
         self.stop()
 
 
-def sandbox(port: int, log_path: Path, *args: str) -> Process:
-    return Process([str(VENV_BIN / "relay"), "sandbox", "--port", str(port), *args], log_path=log_path)
+def sandbox(port: int, log_path: Path, *args: str, env: Mapping[str, str] | None = None) -> Process:
+    return Process([str(VENV_BIN / "relay"), "sandbox", "--port", str(port), *args], log_path=log_path,
+                   env=env)
 
 
 def gunicorn(port: int, log_path: Path, env: Mapping[str, str], *, workers: int = 2) -> Process:

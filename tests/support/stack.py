@@ -38,7 +38,13 @@ SHIPPED_SECRETS = {
     "FORMSTACK_LEAD_TOKEN": "formstack-token-2c7f9d", "FORMSTACK_HANDSHAKE_KEY": "formstack-handshake-5c1e",
     "ZAPIER_LEAD_TOKEN": "zapier-token-0f6b3e", "ZAPIER_API_KEY": "zapier-key-91b0c4",
     "INSTAPAGE_LEAD_TOKEN": "instapage-token-7d2a5c", "INSTAPAGE_KEY": "instapage-key-4e2a77",
+    "FACEBOOK_PAGE_TOKEN": "fb-page-token-EAAB12cd34", "HUBSPOT_CONTACTS_LEAD_TOKEN": "hubspot-token-8f7e",
+    "HUBSPOT_PRIVATE_APP_TOKEN": "pat-na1-hubspot-3c2b1a", "HUBSPOT_WEBHOOK_KEY": "hubspot-key-5d4c",
 }
+# The sandbox plays the Graph API: it accepts this page token and checks appsecret_proof.
+VENDOR_SANDBOX_ARGS = ("--graph-tokens", SHIPPED_SECRETS["FACEBOOK_PAGE_TOKEN"],
+                       "--graph-app-secret-env", "FACEBOOK_APP_SECRET",
+                       "--hubspot-tokens", SHIPPED_SECRETS["HUBSPOT_PRIVATE_APP_TOKEN"])
 
 WAIT_S = 60.0  # an upper bound for a slow machine, never a measurement
 
@@ -82,13 +88,15 @@ class Stack:
     def env(self) -> dict[str, str]:
         return {**SHIPPED_SECRETS, "RELAY_DATABASE_URL": self.database_url,
                 "RELAY_MAPPINGS_DIR": str(self.mappings_dir), "TRACKDRIVE_BASE_URL": self.sandbox_url,
+                "FACEBOOK_GRAPH_URL": self.sandbox_url, "HUBSPOT_API_URL": self.sandbox_url,
                 "RELAY_POLL_INTERVAL": "0.2", "RELAY_GRACEFUL_TIMEOUT": "5", "RELAY_DRAIN_SECONDS": "0",
                 **self.env_overrides}
 
     def start(self) -> Stack:
         if not self.mappings_dir.exists():
             shutil.copytree(SHIPPED_MAPPINGS, self.mappings_dir)
-        self.trackdrive = sandbox(self.sandbox_port, self.workdir / "sandbox.log", *self.sandbox_args).start()
+        self.trackdrive = sandbox(self.sandbox_port, self.workdir / "sandbox.log", *VENDOR_SANDBOX_ARGS,
+                                  *self.sandbox_args, env={"FACEBOOK_APP_SECRET": SIGNING_SECRET}).start()
         self.trackdrive.wait_http(f"{self.sandbox_url}/_sandbox/stats")
         self.start_relay()
         return self
@@ -110,6 +118,9 @@ class Stack:
 
     def set_behaviour(self, **changes: Any) -> None:
         requests.post(f"{self.sandbox_url}/_sandbox/behaviour", json=changes, timeout=10).raise_for_status()
+
+    def set_vendors(self, **changes: Any) -> None:
+        requests.post(f"{self.sandbox_url}/_sandbox/vendors", json=changes, timeout=10).raise_for_status()
 
     def logs(self) -> str:
         return "".join(p.log() for p in (self.relay, self.trackdrive) if p)
