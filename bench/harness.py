@@ -45,9 +45,10 @@ def require_wrk() -> str:
 
 
 def run_wrk(url: str, *, seconds: int = 10, connections: int = 32, threads: int = 2,
-            path: str = "/hooks/generic-json") -> WrkResult:
+            path: str = "/hooks/generic-json", timeout_s: int = 2) -> WrkResult:
     """wrk with bench/lead.lua: a distinct JSON lead per request, 2xx answers counted."""
     completed = subprocess.run([require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
+                                f"--timeout={timeout_s}s",
                                 "-s", str(ROOT / "bench" / "lead.lua"), url, "--", path],
                                capture_output=True, text=True, check=True)
     found = SUMMARY.search(completed.stdout)
