@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,10 +46,11 @@ def require_wrk() -> str:
 
 
 def run_wrk(url: str, *, seconds: int = 10, connections: int = 32, threads: int = 2,
-            path: str = "/hooks/generic-json") -> WrkResult:
+            path: str = "/hooks/generic-json", timeout_s: int = 2) -> WrkResult:
     """wrk with bench/lead.lua: a distinct JSON lead per request, 2xx answers counted."""
     completed = subprocess.run([require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
-                                "-s", str(ROOT / "bench" / "lead.lua"), url, "--", path],
+                                f"--timeout={timeout_s}s",
+                                "-s", str(ROOT / "bench" / "lead.lua"), url, "--", path, str(time.time_ns())],
                                capture_output=True, text=True, check=True)
     found = SUMMARY.search(completed.stdout)
     if found is None:

@@ -1,7 +1,10 @@
 -- wrk script shared by the benchmarks: POST a distinct JSON lead per request (a distinct
 -- lead_id, so dedupe never short-cuts), count 2xx answers, and print one summary line:
 --   SUMMARY acked=N refused=N seconds=S p50_us=N p99_us=N socket_errors=N
--- Usage: wrk -s bench/lead.lua URL -- [PATH]   (PATH defaults to /hooks/generic-json)
+-- Usage: wrk -s bench/lead.lua URL -- [PATH] [RUN]   (PATH defaults to /hooks/generic-json)
+-- RUN goes into every lead_id: LuaJIT's math.random starts from the same seed in every wrk run,
+-- so without a distinct RUN a second run against the same relay repeats the first run's ids and
+-- the relay answers them as duplicates (200, nothing stored or delivered).
 local threads = {}
 
 function setup(thread)
@@ -11,6 +14,7 @@ end
 
 function init(args)
   path = args[1] or "/hooks/generic-json"
+  run = args[2] or "0"
   counter = 0
   acked = 0
   refused = 0
@@ -21,10 +25,10 @@ end
 function request()
   counter = counter + 1
   local body = string.format(
-    '{"lead_id":"bench-%d-%d-%d","contact":{"first_name":"Ana","last_name":"Diaz",' ..
+    '{"lead_id":"bench-%s-%d-%d-%d","contact":{"first_name":"Ana","last_name":"Diaz",' ..
     '"phone":"(512) 201-%04d","email":"ana%d@example.com"},' ..
     '"address":{"city":"Austin","state":"Texas","zip":"78701"},"consent":"yes","utm_source":"bench"}',
-    thread_id, counter, math.random(1, 1000000000), counter % 10000, counter)
+    run, thread_id, counter, math.random(1, 1000000000), counter % 10000, counter)
   return wrk.format("POST", path, nil, body)
 end
 

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import json
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Iterator
 
 import pytest
 
@@ -138,3 +142,104 @@ def test_secrets_never_reach_logs(sandbox: RunningSandbox, caplog: pytest.LogCap
     set_behaviour(sandbox, drop_rate=1.0)
     client.send(create_call(), lead_id="L2")
     assert TOKEN not in caplog.text
+
+
+class ScriptedTrackdrive(ThreadingHTTPServer):
+    """Answers every request with one fixed reply and notes each request and each connection."""
+
+    def __init__(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.reply = (status, body, headers)
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.connections = 0
+        super().__init__(("127.0.0.1", 0), ScriptedHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ScriptedHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as Trackdrive does
+    server: ScriptedTrackdrive
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections += 1
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.server.requests.append((self.command, self.path, dict(self.headers), self.rfile.read(length)))
+        status, body, headers = self.server.reply
+        self.send_response(status)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_PUT = do_GET = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[..., ScriptedTrackdrive]]:
+    servers: list[ScriptedTrackdrive] = []
+
+    def start(status: int = 201, body: bytes = b'{"success": true}',
+              headers: dict[str, str] | None = None) -> ScriptedTrackdrive:
+        server = ScriptedTrackdrive(status, body, headers or {"Content-Type": "application/json"})
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_redirect_is_not_followed(scripted: Callable[..., ScriptedTrackdrive]) -> None:
+    server = scripted(302, b"", {"Location": "http://127.0.0.1:9/elsewhere"})
+    outcome = TrackdriveClient(server.url, env={TOKEN_ENV: TOKEN}).send(create_call(), lead_id="L1")
+    assert outcome == Failed("redirected", 302, "")
+    assert len(server.requests) == 1
+
+
+def test_connections_are_kept_and_reused(scripted: Callable[..., ScriptedTrackdrive]) -> None:
+    server = scripted()
+    client = TrackdriveClient(server.url, env={TOKEN_ENV: TOKEN})
+    outcomes = [client.send(create_call(), lead_id=f"L{i}") for i in range(3)]
+    assert all(isinstance(outcome, Delivered) for outcome in outcomes)
+    assert server.connections == 1
+
+
+def test_the_body_is_json_and_the_token_is_encoded_in_the_query(
+        scripted: Callable[..., ScriptedTrackdrive]) -> None:
+    server = scripted()
+    client = TrackdriveClient(server.url, env={TOKEN_ENV: "a b&c"})
+    assert isinstance(client.send(create_call(note="café"), lead_id="L1"), Delivered)
+    [(method, target, headers, body)] = server.requests
+    assert (method, target) == ("POST", "/api/v1/leads?lead_token=a+b%26c")
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(body)["note"] == "café"
+
+
+def test_a_call_without_a_body_sends_none(scripted: Callable[..., ScriptedTrackdrive]) -> None:
+    server = scripted()
+    call = TrackdriveCall(action="caller_opt_out", method="PUT",
+                          path=caller_path("caller_opt_out", "+15551234567"),
+                          query={"lead_token": "${%s}" % TOKEN_ENV}, body={},
+                          secrets={"lead_token": TOKEN_ENV})
+    assert isinstance(TrackdriveClient(server.url, env={TOKEN_ENV: TOKEN}).send(call, lead_id="L1"),
+                      Delivered)
+    [(method, _, headers, body)] = server.requests
+    assert (method, body) == ("PUT", b"")
+    assert "Content-Type" not in headers
+
+
+def test_the_answer_is_read_in_its_declared_charset(scripted: Callable[..., ScriptedTrackdrive]) -> None:
+    server = scripted(422, '{"error": "número inválido"}'.encode("latin-1"),
+                      {"Content-Type": "application/json; charset=ISO-8859-1"})
+    outcome = TrackdriveClient(server.url, env={TOKEN_ENV: TOKEN}).send(create_call(), lead_id="L1")
+    assert outcome == Failed("rejected", 422, '{"error": "número inválido"}')
