@@ -141,6 +141,15 @@ class Checker:
 
     # --- secrets ---
 
+    def needed_secrets(self, shape: Map, keys: tuple[str, ...], where: str) -> tuple[str, ...] | None:
+        """The ENV names of required ``${ENV}`` keys, in order; None when any is missing or literal."""
+        nodes = [self.need(shape, key, where) for key in keys]
+        names = [self.secret(node, f"{where}.{key}") if node is not None else None
+                 for key, node in zip(keys, nodes, strict=True)]
+        if any(name is None for name in names):
+            return None
+        return tuple(name for name in names if name is not None)
+
     def secret(self, node: Node, where: str) -> str | None:
         """The ENV name of a ``${ENV}`` reference; a literal value is refused without echoing it."""
         if not isinstance(node, Scalar) or node.is_null:

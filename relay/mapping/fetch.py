@@ -306,14 +306,11 @@ def _meta_proof(ck: Checker, node: Node, env_names: set[str]) -> Auth | None:
     if shape is None:
         return None
     ck.keys(shape, ("token", "app_secret"), where)
-    token_node = ck.need(shape, "token", where)
-    secret_node = ck.need(shape, "app_secret", where)
-    token = ck.secret(token_node, f"{where}.token") if token_node is not None else None
-    secret = ck.secret(secret_node, f"{where}.app_secret") if secret_node is not None else None
-    if token is None or secret is None:
+    names = ck.needed_secrets(shape, ("token", "app_secret"), where)
+    if names is None:
         return None
-    env_names.update((token, secret))
-    return MetaAppSecretProof(token, secret)
+    env_names.update(names)
+    return MetaAppSecretProof(names[0], names[1])
 
 
 def _rate(ck: Checker, node: Node | None) -> float:

@@ -141,13 +141,10 @@ def _basic(ck: Checker, node: Node) -> BasicAuth | None:
     if shape is None:
         return None
     ck.keys(shape, ("username", "password"), where)
-    user_node = ck.need(shape, "username", where)
-    password_node = ck.need(shape, "password", where)
-    user = ck.secret(user_node, f"{where}.username") if user_node is not None else None
-    password = ck.secret(password_node, f"{where}.password") if password_node is not None else None
-    if user is None or password is None:
+    names = ck.needed_secrets(shape, ("username", "password"), where)
+    if names is None:
         return None
-    return BasicAuth(username_env=user, password_env=password)
+    return BasicAuth(username_env=names[0], password_env=names[1])
 
 
 def _hmac(ck: Checker, node: Node) -> HmacAuth | None:
