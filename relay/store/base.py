@@ -13,6 +13,7 @@ it:
 from __future__ import annotations
 
 import abc
+import builtins
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -287,19 +288,19 @@ class Store(abc.ABC):
 
     # --- the console (each backend must implement these; the defaults only name them) ---
 
-    def search(self, query: LeadQuery, limit: int = 50) -> list[Lead]:
+    def search(self, query: LeadQuery, limit: int = 50) -> builtins.list[Lead]:
         """Leads matching ``query``, newest first (received_at, then id), ``limit`` at most.
 
         Keyset paging: pass the last lead's (received_at, id) as ``query.after`` for the next page.
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement search()")
 
-    def activity(self, since: float, sources: Sequence[str]) -> list[SourceActivity]:
+    def activity(self, since: float, sources: Sequence[str]) -> builtins.list[SourceActivity]:
         """Per source (those named, and any other with leads since ``since``): the console's overview."""
         raise NotImplementedError(f"{type(self).__name__} does not implement activity()")
 
     def daily_counts(self, zone: str, since: float | None = None,
-                     until: float | None = None) -> list[Count]:
+                     until: float | None = None) -> builtins.list[Count]:
         """Leads per day in the IANA time ``zone``, source and status, plus status ``duplicate``."""
         raise NotImplementedError(f"{type(self).__name__} does not implement daily_counts()")
 
@@ -310,6 +311,6 @@ class Store(abc.ABC):
     def record_audit(self, entry: AuditEntry) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not implement record_audit()")
 
-    def audit_log(self, limit: int = 100) -> list[AuditEntry]:
+    def audit_log(self, limit: int = 100) -> builtins.list[AuditEntry]:
         """Newest first."""
         raise NotImplementedError(f"{type(self).__name__} does not implement audit_log()")

@@ -9,6 +9,7 @@ PostgreSQL transaction), and the few clauses its dialect spells differently.
 from __future__ import annotations
 
 import abc
+import builtins
 import datetime
 import math
 import time
@@ -358,17 +359,17 @@ class SqlStore(Store):
 
     # --- the console ---
 
-    def search(self, query: LeadQuery, limit: int = 50) -> list[Lead]:
+    def search(self, query: LeadQuery, limit: int = 50) -> builtins.list[Lead]:
         where, params = lead_query_filters(query)
         rows = self._read(lambda tx: tx.all(
             f"{SELECT_LEAD} {where} ORDER BY received_at DESC, id DESC LIMIT :limit",
             {**params, "limit": limit}))
         return [lead_from_row(row) for row in rows]
 
-    def activity(self, since: float, sources: Sequence[str]) -> list[SourceActivity]:
+    def activity(self, since: float, sources: Sequence[str]) -> builtins.list[SourceActivity]:
         pending = sql_list(PENDING_STATUSES)
 
-        def read(tx: Tx) -> list[SourceActivity]:
+        def read(tx: Tx) -> builtins.list[SourceActivity]:
             by_status: dict[str, dict[str, int]] = {name: {} for name in sources}
             for row in tx.all("SELECT source, status, COUNT(*) AS n FROM leads"
                               " WHERE received_at >= :since GROUP BY source, status", {"since": since}):
@@ -389,7 +390,7 @@ class SqlStore(Store):
         return self._read(read)
 
     def daily_counts(self, zone: str, since: float | None = None,
-                     until: float | None = None) -> list[Count]:
+                     until: float | None = None) -> builtins.list[Count]:
         tz = zoneinfo.ZoneInfo(zone)
         where, params = filters(since=since, until=until)
         slots = {"since": -math.inf if since is None else slot_of(since),
@@ -424,7 +425,7 @@ class SqlStore(Store):
             {"at": entry.at, "actor": entry.actor, "action": entry.action, "selection": entry.selection,
              "lead_count": entry.lead_count, "detail": entry.detail}), one_statement=True)
 
-    def audit_log(self, limit: int = 100) -> list[AuditEntry]:
+    def audit_log(self, limit: int = 100) -> builtins.list[AuditEntry]:
         rows = self._read(lambda tx: tx.all(
             "SELECT seq, at, actor, action, selection, lead_count, detail FROM audit_log"
             " ORDER BY seq DESC LIMIT :limit", {"limit": limit}))

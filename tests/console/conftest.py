@@ -30,7 +30,7 @@ def log_in(client: Any, token: str = ADMIN_TOKEN, name: str = "dana") -> Any:
 
 
 @pytest.fixture
-def app(make_app, acme):  # noqa: F811
+def app(make_app, acme):
     return make_app(acme, env=TOKENS)
 
 

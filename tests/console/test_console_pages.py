@@ -62,7 +62,7 @@ def test_a_forged_session_cookie_is_a_clear_401(client):
 
 def test_a_post_without_the_csrf_token_is_refused(admin):
     lead_id = post_lead(admin)
-    response = admin.post(f"/admin/actions/purge", data={"id": lead_id})
+    response = admin.post("/admin/actions/purge", data={"id": lead_id})
     assert response.status_code == 403
     assert "CSRF" in response.get_data(as_text=True)
     assert admin.get(f"/admin/leads/{lead_id}").status_code == 200  # still there
@@ -73,7 +73,8 @@ def test_read_only_sees_everything_and_changes_nothing(client):
     log_in(client, READONLY_TOKEN, name="auditor")
     confirm = client.get(f"/admin/actions/purge?id={lead_id}")
     assert confirm.status_code == 200 and "Read-only" in confirm.get_data(as_text=True)
-    refused = client.post("/admin/actions/purge", data={"id": lead_id, "csrf_token": csrf_of(confirm.get_data(as_text=True))})
+    token = csrf_of(confirm.get_data(as_text=True))
+    refused = client.post("/admin/actions/purge", data={"id": lead_id, "csrf_token": token})
     assert refused.status_code == 403 and "read-only" in refused.get_data(as_text=True)
     assert client.get(f"/admin/leads/{lead_id}").status_code == 200
 

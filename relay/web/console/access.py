@@ -17,10 +17,18 @@ from typing import Any
 
 from flask import Flask, Request, Response, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
+from flask.typing import ResponseReturnValue
 
 from relay.errors import BadRequest, Forbidden, RelayError, Unauthorized
-from relay.web.admin import ADMIN, READONLY, admin_enabled, configured_readonly_token, configured_token
-from relay.web.admin import how_to_enable, role_of
+from relay.web.admin import (
+    ADMIN,
+    READONLY,
+    admin_enabled,
+    configured_readonly_token,
+    configured_token,
+    how_to_enable,
+    role_of,
+)
 from relay.web.console import bp
 from relay.web.observe import request_client_address
 from relay.web.state import relay_state
@@ -52,7 +60,7 @@ def init_sessions(app: Flask) -> None:
 
 
 @bp.before_request
-def guard() -> Response | None:
+def guard() -> ResponseReturnValue | None:
     state = relay_state()
     if not admin_enabled(state):
         raise Forbidden(how_to_enable(state), check="admin_disabled")
@@ -111,7 +119,7 @@ def console_globals() -> dict[str, Any]:
 # --- login and logout ---
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Response | str:
+def login() -> ResponseReturnValue:
     error = ""
     if request.method == "POST":
         check_csrf(request)
@@ -126,12 +134,12 @@ def login() -> Response | str:
     return response
 
 
-def start_session(role: str, name: str) -> Response:
+def start_session(role: str, name: str) -> ResponseReturnValue:
     session.clear()
     session.permanent = True
     session.update(role=role if role in (ADMIN, READONLY) else READONLY, name=name or "operator",
                    csrf=secrets.token_urlsafe(32))
-    return redirect(safe_next() or url_for("console.overview"))  # type: ignore[return-value]
+    return redirect(safe_next() or url_for("console.overview"))
 
 
 def safe_next() -> str:
@@ -141,9 +149,9 @@ def safe_next() -> str:
 
 
 @bp.post("/logout")
-def logout() -> Response:
+def logout() -> ResponseReturnValue:
     session.clear()
-    return redirect(url_for("console.login"))  # type: ignore[return-value]
+    return redirect(url_for("console.login"))
 
 
 # --- errors: the same codes as the JSON API, as a page ---

@@ -76,7 +76,7 @@ def parse_time(text: str, name: str) -> float | None:
         raise BadRequest(f"{name} must be a date (YYYY-MM-DD), a time (YYYY-MM-DDTHH:MM, UTC) or epoch "
                          "seconds", field=name, rule="time") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
+        moment = moment.replace(tzinfo=datetime.UTC)
     return moment.timestamp()
 
 
