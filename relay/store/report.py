@@ -12,11 +12,13 @@ built from :meth:`relay.store.base.Store.daily_counts`, so they cannot disagree.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
+import zoneinfo
 from dataclasses import dataclass
 from typing import Iterable
 
-from relay.store.base import PENDING_STATUSES, Count
+from relay.store.base import PENDING_STATUSES, Count, Store
 
 COLUMNS = ("received", "accepted", "refused", "dropped", "duplicates", "delivered", "dead", "pending")
 TOTAL = "total"
@@ -64,3 +66,17 @@ def to_csv(rows: Iterable[ReportRow], zone: str) -> str:
     for row in rows:
         writer.writerow([row.day, row.source, *(row.values[column] for column in COLUMNS), zone])
     return out.getvalue()
+
+
+def day_range(zone: str, first: datetime.date, last: datetime.date) -> tuple[float, float]:
+    """Epoch seconds from the start of ``first`` to the end of ``last`` (inclusive) in ``zone``."""
+    tz = zoneinfo.ZoneInfo(zone)
+    start = datetime.datetime.combine(first, datetime.time(), tz).timestamp()
+    end = datetime.datetime.combine(last + datetime.timedelta(days=1), datetime.time(), tz).timestamp()
+    return start, end
+
+
+def report(store: Store, zone: str, first: datetime.date, last: datetime.date) -> list[ReportRow]:
+    """The reconciliation of the days ``first`` to ``last`` in ``zone``: one store query."""
+    start, end = day_range(zone, first, last)
+    return reconcile(store.daily_counts(zone, since=start, until=end))

@@ -7,7 +7,7 @@ import zoneinfo
 from flask import Response, render_template, request
 
 from relay.errors import BadRequest
-from relay.store.report import COLUMNS, ReportRow, reconcile, to_csv
+from relay.store.report import COLUMNS, ReportRow, report, to_csv
 from relay.web.console import bp
 from relay.web.console.filters import parse_zone
 from relay.web.state import relay_state
@@ -16,18 +16,15 @@ DEFAULT_DAYS = 7
 MAX_DAYS = 400
 
 
-def local_range(zone: str) -> tuple[float, float, str, str]:
-    """since/until as epochs from ``since``/``until`` days (YYYY-MM-DD, inclusive) in ``zone``."""
-    tz = zoneinfo.ZoneInfo(zone)
-    today = datetime.datetime.now(tz).date()
+def local_days(zone: str) -> tuple[datetime.date, datetime.date]:
+    """The first and last day (YYYY-MM-DD, inclusive) asked for; by default the last week in ``zone``."""
+    today = datetime.datetime.now(zoneinfo.ZoneInfo(zone)).date()
     first = parse_day(request.args.get("since", ""), "since") or today - datetime.timedelta(days=DEFAULT_DAYS - 1)
     last = parse_day(request.args.get("until", ""), "until") or today
     if last < first or (last - first).days >= MAX_DAYS:
         raise BadRequest(f"until must be on or after since, at most {MAX_DAYS} days later", field="until",
                          rule="range")
-    start = datetime.datetime.combine(first, datetime.time(), tz).timestamp()
-    end = datetime.datetime.combine(last + datetime.timedelta(days=1), datetime.time(), tz).timestamp()
-    return start, end, first.isoformat(), last.isoformat()
+    return first, last
 
 
 def parse_day(text: str, name: str) -> datetime.date | None:
@@ -41,8 +38,8 @@ def parse_day(text: str, name: str) -> datetime.date | None:
 
 def report_rows() -> tuple[list[ReportRow], str, str, str]:
     zone = parse_zone(request.args.get("tz", ""))
-    start, end, first, last = local_range(zone)
-    return reconcile(relay_state().store.daily_counts(zone, since=start, until=end)), zone, first, last
+    first, last = local_days(zone)
+    return report(relay_state().store, zone, first, last), zone, first.isoformat(), last.isoformat()
 
 
 @bp.get("/reconciliation")
