@@ -23,13 +23,13 @@ from typing import Any, Callable, Iterator
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from relay.intake.registry import SourceRegistry  # noqa: E402
-from relay.settings import Settings  # noqa: E402
-from relay.store import new_lead_id, open_store  # noqa: E402
-from relay.store.rows import LEAD_FIELDS, new_lead_row  # noqa: E402
-from relay.store.base import Received  # noqa: E402
-from relay.web import create_app  # noqa: E402
-from tests.support import postgres  # noqa: E402
+from relay.intake.registry import SourceRegistry
+from relay.settings import Settings
+from relay.store import new_lead_id, open_store
+from relay.store.base import Received
+from relay.store.rows import LEAD_FIELDS, new_lead_row
+from relay.web import create_app
+from tests.support import postgres
 
 TOKEN = "bench-console-token"
 SOURCES = ("facebook-lead", "facebook-leadgen", "generic-form", "generic-json", "leadspedia", "typeform",
