@@ -93,6 +93,9 @@ CONSOLE_INDEXES: tuple[str, ...] = (
     "CREATE INDEX leads_status_received_id ON leads (status, received_at, id)",
     "CREATE INDEX leads_caller_id ON leads (caller_id, received_at, id) WHERE caller_id IS NOT NULL",
     "CREATE INDEX leads_email ON leads (email, received_at, id) WHERE email IS NOT NULL",
+    # The overview's delivery lag per source, read from waiting leads alone (a small index).
+    "CREATE INDEX leads_pending_source ON leads (source, received_at)"
+    " WHERE status IN ('fetching', 'queued', 'retry')",
 )
 
 

@@ -71,7 +71,7 @@ def select(state: RelayState, action: str) -> Selection:
             raise NotFound(f"no lead with id {lead_id!r}", field="id")
         leads = [lead] if eligible is None or lead.status in eligible else []
         return Selection(action, f"id={lead_id}", leads, 1, {"id": lead_id})
-    chosen = read_filter(request.values, sources=state.registry.names())
+    chosen = read_filter(request.values)
     matched = state.store.search(chosen.query, limit=MAX_SELECTION + 1)
     if len(matched) > MAX_SELECTION:
         raise BadRequest(f"this filter selects more than {MAX_SELECTION} leads; an action touches at most "

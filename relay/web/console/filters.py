@@ -34,7 +34,7 @@ class LeadFilter:
         return " ".join(f"{key}={value}" for key, value in self.given.items() if value) or "every lead"
 
 
-def read_filter(args: Mapping[str, str], *, sources: list[str]) -> LeadFilter:
+def read_filter(args: Mapping[str, str]) -> LeadFilter:
     given = {name: (args.get(name) or "").strip() for name in FILTER_FIELDS}
     source = given["source"] or None
     status = given["status"] or None

@@ -5,13 +5,14 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import render_template, request
 
 from relay.errors import NotFound
 from relay.outcomes import LEAD_STATUSES
 from relay.pii import mask_body, mask_secrets, mask_text, mask_value
-from relay.store.base import PENDING_STATUSES, Lead, LeadQuery, SourceActivity
+from relay.store.base import PENDING_STATUSES, Lead, SourceActivity
 from relay.web.admin import log_reveal
 from relay.web.console import bp
 from relay.web.console.filters import parse_cursor, read_filter
@@ -89,10 +90,8 @@ def breaker_state(state: RelayState) -> str:
     breakers = getattr(dispatcher, "breakers", None)
     if breakers is None:
         return "not delivering here"
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(state.settings.trackdrive_base_url)
-    return str(breakers.state_of(f"{parts.scheme}://{parts.netloc}"))
+    parts = urlsplit(state.settings.trackdrive_base_url)  # keyed as relay.delivery.breaker.base_url_key does
+    return str(breakers.state_of(f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}".lower()))
 
 
 def breaker_note(state: RelayState) -> str:
@@ -104,10 +103,9 @@ def breaker_note(state: RelayState) -> str:
 @bp.get("/leads")
 def leads() -> str:
     state = relay_state()
-    chosen = read_filter(request.args, sources=state.registry.names())
+    chosen = read_filter(request.args)
     after = parse_cursor(request.args.get("after", ""))
-    query = LeadQuery(**{**chosen.query.__dict__, "after": after})
-    page = state.store.search(query, limit=PAGE_SIZE + 1)
+    page = state.store.search(replace(chosen.query, after=after), limit=PAGE_SIZE + 1)
     more = len(page) > PAGE_SIZE
     page = page[:PAGE_SIZE]
     next_after = f"{page[-1].received_at!r}_{page[-1].id}" if more and page else ""
