@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from relay.store import open_store
 from relay.store.report import reconcile
@@ -170,6 +171,13 @@ def test_an_operator_works_the_console_in_a_browser(stack: Stack, browser: Any) 
         store.close()
     assert {key: int(total[key]) for key in expected} == expected
     assert (expected["received"], expected["duplicates"], expected["refused"], expected["delivered"]) == (4, 1, 1, 2)
+    # ... and the metrics: each request carried one lead, so its outcomes add up to received.
+    metrics = requests.get(f"{stack.url}/metrics", headers=stack.admin_headers, timeout=30).text
+    answered = sum(sample.value for family in text_string_to_metric_families(metrics)
+                   if family.name == "relay_requests" for sample in family.samples
+                   if sample.name == "relay_requests_total" and sample.labels["source"] == "generic-json"
+                   and sample.labels["outcome"] in ("queued", "fetching", "rejected", "dropped", "duplicate"))
+    assert answered == expected["received"]
 
     # The playground maps a pasted body: a call, nothing stored.
     browser.get(f"{stack.url}/admin/playground")
