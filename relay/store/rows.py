@@ -81,13 +81,17 @@ def contact_columns(call: Mapping[str, Any] | None) -> dict[str, str | None]:
     if not call:
         return {"caller_id": None, "email": None}
     params = {**(call.get("query") or {}), **(call.get("body") or {})}
-    caller_id, email = params.get("caller_id"), params.get("email")
-    return {"caller_id": str(caller_id).strip() or None if caller_id is not None else None,
-            "email": normal_email(str(email)) if email is not None else None}
+    caller_id = _text(params.get("caller_id"))
+    email = _text(params.get("email"))
+    return {"caller_id": caller_id, "email": normal_email(email) if email else None}
 
 
 def normal_email(text: str) -> str | None:
     return text.strip().lower() or None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value).strip() or None
 
 
 def dumps(value: Any) -> str | None:
