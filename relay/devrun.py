@@ -10,6 +10,7 @@ so a new user can post a sample at once. With
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -26,6 +27,20 @@ def _demo_env(settings: Settings) -> dict[str, str]:
     sources, _ = load_directory(settings.mappings_dir)
     names = set().union(*(source.required_env() for source in sources.values())) if sources else set()
     return {name: f"demo-{name.lower()}" for name in sorted(names) if not settings.secret(name)}
+
+
+def console_access(settings: Settings) -> dict[str, str]:
+    """A demo admin token unless one is set, and the console's address printed with it."""
+    port = settings.bind.rpartition(":")[2] or "8080"
+    url = f"http://127.0.0.1:{port}/admin/login"
+    given = settings.env.get(settings.admin_token_env, "").strip()
+    if given:
+        print(f"console: {url} (log in with ${settings.admin_token_env})", flush=True)
+        return {}
+    token = "demo-" + secrets.token_urlsafe(12)
+    print(f"console: {url}  token: {token}  (a demo {settings.admin_token_env}; set your own to keep it)",
+          flush=True)
+    return {settings.admin_token_env: token}
 
 
 def main() -> int:
@@ -51,6 +66,7 @@ def main() -> int:
               f"vendor APIs played by the sandbox: {', '.join(stand_ins) or 'none'}",
               flush=True)
         time.sleep(0.5)
+    env.update(console_access(settings))
     os.makedirs("var", exist_ok=True)
     try:
         return subprocess.call([sys.executable, "-m", "relay", "serve"], env=env)

@@ -22,6 +22,7 @@ T = TypeVar("T")
 SQLITE_SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 ADMIN_TOKEN_ENV = "RELAY_ADMIN_TOKEN"
+ADMIN_READONLY_TOKEN_ENV = "RELAY_ADMIN_READONLY_TOKEN"
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DEFAULT_RETRY_DELAYS_S = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 10800.0, 21600.0, 43200.0, 86400.0)
 
@@ -68,6 +69,8 @@ class Settings:
     breaker_max_cooldown_s: float = 60.0
     # operating
     admin_token_env: str = ADMIN_TOKEN_ENV
+    admin_readonly_token_env: str = ADMIN_READONLY_TOKEN_ENV
+    console_session_hours: float = 12.0
     log_level: str = "info"
     access_log: bool = False
     metrics_dir: str = ""
@@ -110,6 +113,8 @@ class Settings:
             breaker_cooldown_s=read.number("RELAY_BREAKER_COOLDOWN", cls.breaker_cooldown_s, positive=True),
             breaker_max_cooldown_s=read.number("RELAY_BREAKER_MAX_COOLDOWN", cls.breaker_max_cooldown_s,
                                                positive=True),
+            console_session_hours=read.number("RELAY_CONSOLE_SESSION_HOURS", cls.console_session_hours,
+                                              positive=True),
             log_level=read.choice("RELAY_LOG_LEVEL", cls.log_level, LOG_LEVELS),
             access_log=read.boolean("RELAY_ACCESS_LOG", cls.access_log),
             metrics_dir=read.text(METRICS_DIR_ENV, cls.metrics_dir),

@@ -3,6 +3,7 @@
     relay outbox list [--status S] [--source X] [--limit N] [--json]
     relay outbox show ID [--reveal]
     relay outbox counts [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--json]
+    relay outbox report --by day [--tz ZONE] [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--csv|--json]
     relay outbox retry [ID...] [--source X] [--all-dead]
     relay outbox replay [ID...] [--status rejected|dead] [--source X] [--dry-run]
     relay outbox purge --older-than 30d [--status delivered]
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import base64
 import calendar
+import datetime
 import getpass
 import json
 import logging
@@ -25,6 +27,7 @@ import os
 import re
 import sys
 import time
+import zoneinfo
 from dataclasses import asdict
 from typing import Any, Callable, Iterable, TextIO
 from urllib.parse import parse_qsl, urlencode
@@ -79,6 +82,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     counts.add_argument("--json", action="store_true")
     counts.set_defaults(func=_runner(run_counts))
 
+    report = commands.add_parser("report", parents=[common],
+                                 help="reconciliation per source and day in a time zone (as the console's CSV)")
+    report.add_argument("--by", choices=("day",), default="day", help="the period of a row (day)")
+    report.add_argument("--tz", default="UTC", help="IANA time zone the days are in (default UTC)")
+    report.add_argument("--since", type=_date, metavar="YYYY-MM-DD", help="first day, inclusive (default: 6 days ago)")
+    report.add_argument("--until", type=_date, metavar="YYYY-MM-DD", help="last day, inclusive (default: today)")
+    output = report.add_mutually_exclusive_group()
+    output.add_argument("--csv", action="store_true", help="the console's CSV")
+    output.add_argument("--json", action="store_true")
+    report.set_defaults(func=_runner(run_report))
+
     retry = commands.add_parser("retry", parents=[common], help="make dead letters due again")
     retry.add_argument("ids", nargs="*", metavar="ID")
     retry.add_argument("--source")
@@ -105,6 +119,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _day(text: str) -> float:
     try:
         return float(calendar.timegm(time.strptime(text, "%Y-%m-%d")))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, not {text!r}") from None
+
+
+def _date(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, not {text!r}") from None
 
@@ -177,6 +198,28 @@ def run_counts(args: argparse.Namespace, store: Store, out: TextIO) -> int:
         return EXIT_OK
     rows = [(c.day, c.source, c.status, str(c.count)) for c in counts]
     _print_table(("DAY", "SOURCE", "STATUS", "COUNT"), rows, out)
+    return EXIT_OK
+
+
+def run_report(args: argparse.Namespace, store: Store, out: TextIO) -> int:
+    from relay.store.report import COLUMNS, report, to_csv
+
+    try:
+        zone = zoneinfo.ZoneInfo(args.tz).key
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return _usage(f"--tz must be an IANA time zone such as UTC or America/Chicago, not {args.tz!r}")
+    last = args.until or datetime.datetime.now(zoneinfo.ZoneInfo(zone)).date()
+    first = args.since or last - datetime.timedelta(days=6)
+    if first > last:
+        return _usage("--since must be on or before --until")
+    rows = report(store, zone, first, last)
+    if args.csv:
+        out.write(to_csv(rows, zone))
+    elif args.json:
+        _print_json([{"day": row.day, "source": row.source, **row.values} for row in rows], out)
+    else:
+        _print_table(("DAY", "SOURCE", *(column.upper() for column in COLUMNS)),
+                     [(row.day, row.source, *(str(row.values[c]) for c in COLUMNS)) for row in rows], out)
     return EXIT_OK
 
 

@@ -13,6 +13,7 @@ it:
 from __future__ import annotations
 
 import abc
+import builtins
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -95,6 +96,8 @@ class Lead:
     batch_index: int = 0
     batch_size: int = 1
     fetched: Any | None = None  # what the vendor's API returned for a fetched lead
+    caller_id: str | None = None  # normalised, from the call; what a phone search matches
+    email: str | None = None  # lower case, from the call; what an email search matches
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,49 @@ class PendingStats:
     pending: int  # fetching + queued + retry
     oldest_received_at: float | None
     dead: int = 0
+
+
+# --- the console's reads and its audit log ---
+
+# Duplicates are counted per source and quarter hour: every time zone's day starts on one.
+DUPLICATE_SLOT_S = 900
+
+
+@dataclass(frozen=True)
+class LeadQuery:
+    """A filtered selection of leads, newest first; every field is optional."""
+
+    source: str | None = None
+    status: str | None = None
+    since: float | None = None  # received_at >= since
+    until: float | None = None  # received_at < until
+    caller_id: str | None = None  # normalised (E.164)
+    email: str | None = None  # lower case
+    ids: tuple[str, ...] | None = None
+    # Keyset: only leads strictly older than (received_at, id) of the previous page's last one.
+    after: tuple[float, str] | None = None
+
+
+@dataclass(frozen=True)
+class SourceActivity:
+    """One source's leads received since a time, by status, with its last lead and backlog."""
+
+    source: str
+    by_status: dict[str, int]
+    duplicates: int
+    last_received_at: float | None
+    oldest_pending_at: float | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: float
+    actor: str  # who, as the console knows them
+    action: str  # retry | replay | purge | reveal ...
+    selection: str  # the filter or the lead ids, as the operator gave them
+    lead_count: int
+    detail: str = ""
+    seq: int = 0  # given by the store
 
 
 class Store(abc.ABC):
@@ -239,3 +285,32 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    # --- the console (each backend must implement these; the defaults only name them) ---
+
+    def search(self, query: LeadQuery, limit: int = 50) -> builtins.list[Lead]:
+        """Leads matching ``query``, newest first (received_at, then id), ``limit`` at most.
+
+        Keyset paging: pass the last lead's (received_at, id) as ``query.after`` for the next page.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement search()")
+
+    def activity(self, since: float, sources: Sequence[str]) -> builtins.list[SourceActivity]:
+        """Per source (those named, and any other with leads since ``since``): the console's overview."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement activity()")
+
+    def daily_counts(self, zone: str, since: float | None = None,
+                     until: float | None = None) -> builtins.list[Count]:
+        """Leads per day in the IANA time ``zone``, source and status, plus status ``duplicate``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement daily_counts()")
+
+    def delete(self, lead_ids: Sequence[str]) -> int:
+        """Delete these leads with their attempts and dedupe keys; returns how many were there."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement delete()")
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not implement record_audit()")
+
+    def audit_log(self, limit: int = 100) -> builtins.list[AuditEntry]:
+        """Newest first."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement audit_log()")

@@ -77,3 +77,59 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     )),
     (2, BATCH_COLUMNS),
 )
+
+
+# Migration 3, the console's: each lead's normalised caller_id and email (from its mapped
+# call) in indexed columns for search; the keyset list's indexes, which end in id so a page
+# boundary between two leads received in the same instant is exact; duplicate counters per
+# source and quarter hour (every time zone's day starts on a quarter hour, so a count by day
+# in any zone is exact); and the operators' audit log.
+CONSOLE_INDEXES: tuple[str, ...] = (
+    "DROP INDEX leads_received",
+    "DROP INDEX leads_source_received",
+    "DROP INDEX leads_status_received",
+    "CREATE INDEX leads_received_id ON leads (received_at, id)",
+    "CREATE INDEX leads_source_received_id ON leads (source, received_at, id)",
+    "CREATE INDEX leads_status_received_id ON leads (status, received_at, id)",
+    "CREATE INDEX leads_caller_id ON leads (caller_id, received_at, id) WHERE caller_id IS NOT NULL",
+    "CREATE INDEX leads_email ON leads (email, received_at, id) WHERE email IS NOT NULL",
+    # The overview's delivery lag per source, read from waiting leads alone (a small index).
+    "CREATE INDEX leads_pending_source ON leads (source, received_at)"
+    " WHERE status IN ('fetching', 'queued', 'retry')",
+)
+
+
+def console_tables(time_type: str, serial: str) -> tuple[str, ...]:
+    return (
+        f"""CREATE TABLE duplicate_counts (
+            source TEXT NOT NULL,
+            slot_at {time_type} NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (source, slot_at)
+        )""",
+        f"""CREATE TABLE audit_log (
+            seq {serial},
+            at {time_type} NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            selection TEXT NOT NULL,
+            lead_count INTEGER NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX audit_log_at ON audit_log (at)",
+    )
+
+
+CONSOLE_COLUMNS: tuple[str, ...] = (
+    "ALTER TABLE leads ADD COLUMN caller_id TEXT",
+    "ALTER TABLE leads ADD COLUMN email TEXT",
+)
+
+MIGRATIONS = (*MIGRATIONS, (3, (
+    *CONSOLE_COLUMNS,
+    # Leads stored before: their contact from the call they were mapped to.
+    "UPDATE leads SET caller_id = json_extract(call_json, '$.body.caller_id'),"
+    " email = lower(trim(json_extract(call_json, '$.body.email'))) WHERE call_json IS NOT NULL",
+    *CONSOLE_INDEXES,
+    *console_tables("REAL", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+)))

@@ -8,7 +8,7 @@ recorded in ``schema_migrations`` (``SqlStore.migrate``). Never edit an applied 
 """
 from __future__ import annotations
 
-from relay.store.migrations import BATCH_COLUMNS
+from relay.store.migrations import BATCH_COLUMNS, CONSOLE_COLUMNS, CONSOLE_INDEXES, console_tables
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (1, (
@@ -77,3 +77,11 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         " WHERE status IN ('fetching', 'queued', 'retry')",
     )),
 )
+
+MIGRATIONS = (*MIGRATIONS, (3, (
+    *CONSOLE_COLUMNS,
+    "UPDATE leads SET caller_id = (call_json::jsonb -> 'body' ->> 'caller_id'),"
+    " email = lower(trim(call_json::jsonb -> 'body' ->> 'email')) WHERE call_json IS NOT NULL",
+    *CONSOLE_INDEXES,
+    *console_tables("DOUBLE PRECISION", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+)))

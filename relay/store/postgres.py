@@ -131,6 +131,7 @@ class PostgresStore(SqlStore):
     time_type = "DOUBLE PRECISION"  # REAL is single precision: it would round epoch seconds
     skip_locked = " FOR UPDATE SKIP LOCKED"
     lock_rows = " FOR UPDATE"
+    received_slot = "FLOOR(received_at / 900)"  # a CAST to integer would round, not truncate
     def __init__(self, url: str, *, connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
         self.location = PostgresLocation.parse(url)
         self.connect_timeout_s = connect_timeout_s

@@ -22,7 +22,7 @@ LEAD_FIELDS = ("id", "source", "status", "received_at", "received_day", "method"
                "call_json", "error_json", "mapping_version", "dedupe_key", "attempts",
                "next_attempt_at", "lease_owner", "lease_until", "response_status",
                "response_body", "delivered_at", "updated_at", "request_id", "batch_id",
-               "batch_index", "batch_size", "fetched_json")
+               "batch_index", "batch_size", "fetched_json", "caller_id", "email")
 LEAD_COLUMNS = ", ".join(LEAD_FIELDS)
 
 
@@ -52,7 +52,7 @@ def new_lead_row(lead_id: str, received: Received, batch_id: str = "") -> dict[s
             "updated_at": received_at, "request_id": received.request_id,
             "batch_id": batch_id or received.batch_id or lead_id,
             "batch_index": received.batch_index, "batch_size": received.batch_size,
-            "fetched_json": None}
+            "fetched_json": None, **contact_columns(received.call)}
 
 
 def lead_from_row(row: Mapping[str, Any]) -> Lead:
@@ -70,7 +70,28 @@ def lead_from_row(row: Mapping[str, Any]) -> Lead:
         response_body=row["response_body"], delivered_at=row["delivered_at"],
         updated_at=row["updated_at"], request_id=row["request_id"] or "",
         batch_id=row["batch_id"], batch_index=row["batch_index"], batch_size=row["batch_size"],
-        fetched=loads(row["fetched_json"]))
+        fetched=loads(row["fetched_json"]), caller_id=row["caller_id"], email=row["email"])
+
+
+def contact_columns(call: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """The searchable contact of a lead: its call's caller_id and email, normalised.
+
+    The mapping already wrote caller_id in E.164; an email is compared without case.
+    """
+    if not call:
+        return {"caller_id": None, "email": None}
+    params = {**(call.get("query") or {}), **(call.get("body") or {})}
+    caller_id = _text(params.get("caller_id"))
+    email = _text(params.get("email"))
+    return {"caller_id": caller_id, "email": normal_email(email) if email else None}
+
+
+def normal_email(text: str) -> str | None:
+    return text.strip().lower() or None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value).strip() or None
 
 
 def dumps(value: Any) -> str | None:

@@ -9,17 +9,35 @@ PostgreSQL transaction), and the few clauses its dialect spells differently.
 from __future__ import annotations
 
 import abc
+import builtins
+import datetime
+import math
 import time
+import zoneinfo
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, TypeVar
 
 from relay.store import new_lead_id
-from relay.store.base import ACCEPTED_STATUSES, PENDING_STATUSES, Count, Lead, PendingStats, Received, Settlement, Store
+from relay.store.base import (
+    ACCEPTED_STATUSES,
+    DUPLICATE_SLOT_S,
+    PENDING_STATUSES,
+    AuditEntry,
+    Count,
+    Lead,
+    LeadQuery,
+    PendingStats,
+    Received,
+    Settlement,
+    SourceActivity,
+    Store,
+)
 from relay.store.rows import (
     LEAD_COLUMNS,
     LEAD_FIELDS,
     check_remap,
     check_resolve,
     check_settlement,
+    contact_columns,
     dumps,
     lead_from_row,
     new_batch_rows,
@@ -86,6 +104,8 @@ class SqlStore(Store):
     time_type = "REAL"  # a column type that holds epoch seconds to the microsecond
     skip_locked = ""  # claim_due's row lock, where rows can be locked one by one
     lock_rows = ""  # purge's row lock, likewise
+    # The quarter hour (DUPLICATE_SLOT_S) a lead was received in, as a whole number.
+    received_slot = f"CAST(received_at / {DUPLICATE_SLOT_S} AS INTEGER)"
 
     # --- what a backend supplies ---
 
@@ -206,11 +226,12 @@ class SqlStore(Store):
         lease = "" if sending else ", lease_owner = NULL, lease_until = NULL"
         params = {"id": lead_id, "owner": owner, "status": status, "call": dumps(call),
                   "error": dumps(error), "fetched": dumps(fetched), "version": mapping_version,
-                  "next": now if sending else None, "now": now}
+                  "next": now if sending else None, "now": now, **contact_columns(call)}
 
         def write(tx: Tx) -> bool:
             moved = tx.run(
                 "UPDATE leads SET status = :status, call_json = :call, error_json = :error,"
+                " caller_id = :caller_id, email = :email,"
                 " fetched_json = :fetched, mapping_version = :version, next_attempt_at = :next,"
                 f" updated_at = :now{lease} WHERE id = :id AND lease_owner = :owner"
                 " AND status = 'fetching'", params)
@@ -300,11 +321,13 @@ class SqlStore(Store):
         check_remap(status, call)
         accepted = status in ACCEPTED_STATUSES
         params = {"id": lead_id, "status": status, "call": dumps(call), "error": dumps(error),
-                  "version": mapping_version, "next": now if accepted else None, "now": now}
+                  "version": mapping_version, "next": now if accepted else None, "now": now,
+                  **contact_columns(call)}
 
         def write(tx: Tx) -> bool:
             moved = tx.run(
                 "UPDATE leads SET status = :status, call_json = :call, error_json = :error,"
+                " caller_id = :caller_id, email = :email,"
                 " mapping_version = :version, next_attempt_at = :next, attempts = 0,"
                 " lease_owner = NULL, lease_until = NULL, delivered_at = NULL, updated_at = :now"
                 f" WHERE id = :id AND {NOT_LEASED}", params)
@@ -328,15 +351,82 @@ class SqlStore(Store):
             doomed = [row["id"] for row in tx.all(
                 f"SELECT id FROM leads {where} AND received_at < :older_than{self.lock_rows}",
                 params)]
-            for start in range(0, len(doomed), CHUNK):
-                chunk, chunk_params = placeholders(doomed[start:start + CHUNK], "id")
-                tx.run(f"DELETE FROM attempts WHERE lead_id IN {chunk}", chunk_params)
-                tx.run(f"DELETE FROM dedupe_keys WHERE lead_id IN {chunk}", chunk_params)
-                tx.run(f"DELETE FROM leads WHERE id IN {chunk}", chunk_params)
+            _delete_leads(tx, doomed)
             tx.run("DELETE FROM dedupe_keys WHERE expires_at < :older_than", params)
             return len(doomed)
 
         return self._write(write)
+
+    # --- the console ---
+
+    def search(self, query: LeadQuery, limit: int = 50) -> builtins.list[Lead]:
+        where, params = lead_query_filters(query)
+        rows = self._read(lambda tx: tx.all(
+            f"{SELECT_LEAD} {where} ORDER BY received_at DESC, id DESC LIMIT :limit",
+            {**params, "limit": limit}))
+        return [lead_from_row(row) for row in rows]
+
+    def activity(self, since: float, sources: Sequence[str]) -> builtins.list[SourceActivity]:
+        def read(tx: Tx) -> builtins.list[SourceActivity]:
+            by_status: dict[str, dict[str, int]] = {name: {} for name in sources}
+            for row in tx.all(f"SELECT source, status, COUNT(*) AS n FROM ({RECENT}) AS recent"
+                              " GROUP BY source, status", {"since": since}):
+                by_status.setdefault(row["source"], {})[row["status"]] = int(row["n"])
+            duplicates = {row["source"]: int(row["n"]) for row in tx.all(
+                "SELECT source, SUM(count) AS n FROM duplicate_counts WHERE slot_at >= :slot"
+                " GROUP BY source", {"slot": slot_of(since)})}
+            for name in duplicates:
+                by_status.setdefault(name, {})
+            return [SourceActivity(source=name, by_status=counts, duplicates=duplicates.get(name, 0),
+                                   last_received_at=_last_received(tx, name),
+                                   oldest_pending_at=_oldest_pending(tx, name))
+                    for name, counts in sorted(by_status.items())]
+
+        return self._read(read)
+
+    def daily_counts(self, zone: str, since: float | None = None,
+                     until: float | None = None) -> builtins.list[Count]:
+        tz = zoneinfo.ZoneInfo(zone)
+        where, params = filters(since=since, until=until)
+        slots = {"since": -math.inf if since is None else slot_of(since),
+                 "until": math.inf if until is None else until}
+
+        def read(tx: Tx) -> tuple[list[Row], list[Row]]:
+            leads = tx.all(f"SELECT {self.received_slot} AS slot, source, status, COUNT(*) AS n"
+                           f" FROM leads {where} GROUP BY {self.received_slot}, source, status", params)
+            duplicates = tx.all("SELECT slot_at, source, count FROM duplicate_counts"
+                                " WHERE slot_at >= :since AND slot_at < :until", slots)
+            return leads, duplicates
+
+        lead_rows, duplicate_rows = self._read(read)
+        totals: dict[tuple[str, str, str], int] = {}
+        for row in lead_rows:
+            key = (local_day(float(row["slot"]) * DUPLICATE_SLOT_S, tz), row["source"], row["status"])
+            totals[key] = totals.get(key, 0) + int(row["n"])
+        for row in duplicate_rows:
+            key = (local_day(float(row["slot_at"]), tz), row["source"], "duplicate")
+            totals[key] = totals.get(key, 0) + int(row["count"])
+        return [Count(day=day, source=source, status=status, count=count)
+                for (day, source, status), count in sorted(totals.items())]
+
+    def delete(self, lead_ids: Sequence[str]) -> int:
+        ids = list(dict.fromkeys(lead_ids))
+        return self._write(lambda tx: _delete_leads(tx, ids)) if ids else 0
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        self._write(lambda tx: tx.run(
+            "INSERT INTO audit_log (at, actor, action, selection, lead_count, detail)"
+            " VALUES (:at, :actor, :action, :selection, :lead_count, :detail)",
+            {"at": entry.at, "actor": entry.actor, "action": entry.action, "selection": entry.selection,
+             "lead_count": entry.lead_count, "detail": entry.detail}), one_statement=True)
+
+    def audit_log(self, limit: int = 100) -> builtins.list[AuditEntry]:
+        rows = self._read(lambda tx: tx.all(
+            "SELECT seq, at, actor, action, selection, lead_count, detail FROM audit_log"
+            " ORDER BY seq DESC LIMIT :limit", {"limit": limit}))
+        return [AuditEntry(at=row["at"], actor=row["actor"], action=row["action"],
+                           selection=row["selection"], lead_count=row["lead_count"],
+                           detail=row["detail"], seq=row["seq"]) for row in rows]
 
     def check_writable(self) -> None:
         self._write(lambda tx: tx.run(
@@ -368,6 +458,7 @@ def _dedupe(tx: Tx, item: Received, lead_id: str) -> Lead | None:
         return None
     holder = one(tx, HOLDER, params)
     if holder is not None:
+        _count_duplicate(tx, item)
         return lead_from_row(holder)
     if item.accepted:
         tx.run(POINT_KEY, params)  # the key is live but its lead was purged
@@ -379,6 +470,66 @@ def _take_own_key(tx: Tx, lead_id: str, expires_at: float) -> None:
     if row is not None and row["dedupe_key"]:
         tx.run(SET_KEY, {"source": row["source"], "key": row["dedupe_key"], "id": lead_id,
                          "expires": expires_at})
+
+
+# --- the console: duplicate counters, deletion, time slots ---
+
+# The overview's recent leads, read by received_at. ORDER BY keeps SQLite from folding the
+# subquery into the GROUP BY, where it would pick the source index and visit every lead.
+RECENT = "SELECT source, status FROM leads WHERE received_at >= :since ORDER BY received_at"
+
+COUNT_DUPLICATE = ("INSERT INTO duplicate_counts (source, slot_at, count) VALUES (:source, :slot, 1)"
+                   " ON CONFLICT (source, slot_at) DO UPDATE SET count = duplicate_counts.count + 1")
+
+
+def _count_duplicate(tx: Tx, item: Received) -> None:
+    """A repeat stores no lead; one upsert in the same transaction counts it for the console."""
+    tx.run(COUNT_DUPLICATE, {"source": item.source, "slot": slot_of(item.received_at)})
+
+
+def _delete_leads(tx: Tx, ids: Sequence[str]) -> int:
+    deleted = 0
+    for start in range(0, len(ids), CHUNK):
+        chunk, chunk_params = placeholders(ids[start:start + CHUNK], "id")
+        tx.run(f"DELETE FROM attempts WHERE lead_id IN {chunk}", chunk_params)
+        tx.run(f"DELETE FROM dedupe_keys WHERE lead_id IN {chunk}", chunk_params)
+        deleted += tx.run(f"DELETE FROM leads WHERE id IN {chunk}", chunk_params)
+    return deleted
+
+
+def _last_received(tx: Tx, source: str) -> float | None:
+    row = one(tx, "SELECT MAX(received_at) AS at FROM leads WHERE source = :source", {"source": source})
+    return None if row is None else row["at"]
+
+
+def _oldest_pending(tx: Tx, source: str) -> float | None:
+    # One step down leads_pending_source, whose WHERE this repeats word for word.
+    row = one(tx, f"SELECT MIN(received_at) AS at FROM leads WHERE source = :source"
+                  f" AND status IN {sql_list(PENDING_STATUSES)}", {"source": source})
+    return None if row is None else row["at"]
+
+
+def slot_of(epoch: float) -> float:
+    """The start of the quarter hour holding ``epoch``."""
+    return math.floor(epoch / DUPLICATE_SLOT_S) * DUPLICATE_SLOT_S
+
+
+def local_day(epoch: float, tz: datetime.tzinfo) -> str:
+    return datetime.datetime.fromtimestamp(epoch, tz).strftime("%Y-%m-%d")
+
+
+def lead_query_filters(query: LeadQuery) -> tuple[str, dict[str, Any]]:
+    where, params = filters(status=query.status, source=query.source, since=query.since,
+                            until=query.until, ids=None if query.ids is None else list(query.ids))
+    for column in ("caller_id", "email"):
+        value = getattr(query, column)
+        if value is not None:
+            where += f" AND {column} = :{column}"
+            params[column] = value
+    if query.after is not None:
+        where += " AND (received_at, id) < (:after_at, :after_id)"
+        params["after_at"], params["after_id"] = query.after
+    return where, params
 
 
 # --- filters ---

@@ -20,6 +20,7 @@ from relay.settings import Settings
 from relay.store import open_store
 from relay.store.base import Store
 from relay.web import admin, health, hooks, openapi
+from relay.web.console import init_console
 from relay.web.error_handlers import register_error_handlers
 from relay.web.observe import init_observe
 from relay.web.request_id import init_request_id
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app.register_blueprint(admin.bp)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(openapi.bp)
+    init_console(app)
     return app
 
 

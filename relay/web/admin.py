@@ -1,10 +1,10 @@
 """The admin surface: who may see it, and a read-only view of the outbox.
 
 With ``RELAY_ADMIN_TOKEN`` set, every admin request must carry it
-(``Authorization: Bearer <token>`` or ``X-Admin-Token``). Without it, admin
-endpoints answer only to a client on this host talking to the relay directly:
-a loopback peer with no forwarding header, so a local reverse proxy does not
-turn every outside caller into a local one.
+(``Authorization: Bearer <token>`` or ``X-Admin-Token``); the optional
+``RELAY_ADMIN_READONLY_TOKEN`` is accepted too, for reading. Without a token the
+admin endpoints and the console are off, whoever asks: a peer's address proves
+nothing (a same-host forwarder makes every caller look local).
 """
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from typing import Any
 from flask import Blueprint, Request, Response, jsonify, request
 
 from relay import metrics as relay_metrics
-from relay.errors import BadRequest, NotFound, Unauthorized
-from relay.intake.addresses import parse_address
+from relay.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from relay.intake.auth import HeaderLookup
 from relay.outcomes import LEAD_STATUSES
 from relay.pii import mask_body, mask_secrets, mask_text, mask_value
@@ -32,7 +31,7 @@ bp = Blueprint("admin", __name__)
 audit = logging.getLogger("relay.audit")
 
 TOKEN_HEADER = "X-Admin-Token"
-FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+ADMIN, READONLY = "admin", "readonly"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
@@ -42,10 +41,35 @@ class Access:
     granted: bool
     presented: bool  # a token came with the request (right or wrong)
     refusal: str = ""
+    role: str = ""  # admin | readonly, once granted
+    enabled: bool = True  # False: no token is configured, so the admin surface is off
 
 
 def configured_token(state: RelayState) -> str | None:
-    return state.env.get(state.settings.admin_token_env) or None
+    return (state.env.get(state.settings.admin_token_env) or "").strip() or None
+
+
+def configured_readonly_token(state: RelayState) -> str | None:
+    return (state.env.get(state.settings.admin_readonly_token_env) or "").strip() or None
+
+
+def admin_enabled(state: RelayState) -> bool:
+    return configured_token(state) is not None or configured_readonly_token(state) is not None
+
+
+def how_to_enable(state: RelayState) -> str:
+    return (f"the console and the admin endpoints are off: set {state.settings.admin_token_env} "
+            f"(and optionally {state.settings.admin_readonly_token_env} for read-only access) "
+            "and restart the relay to turn them on")
+
+
+def role_of(state: RelayState, given: str) -> str | None:
+    """The role a presented token grants, compared in constant time; None when it matches none."""
+    granted = None
+    for role, expected in ((ADMIN, configured_token(state)), (READONLY, configured_readonly_token(state))):
+        if expected is not None and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+            granted = granted or role
+    return granted
 
 
 def presented_token(headers: HeaderLookup) -> str | None:
@@ -55,32 +79,24 @@ def presented_token(headers: HeaderLookup) -> str | None:
     return (headers.get(TOKEN_HEADER) or "").strip() or None
 
 
-def is_direct_loopback(peer: str | None, headers: HeaderLookup) -> bool:
-    address = parse_address(peer or "")
-    if address is None or not address.is_loopback:
-        return False
-    return not any(headers.get(name) for name in FORWARDING_HEADERS)
-
-
 def check_access(state: RelayState, req: Request) -> Access:
-    expected = configured_token(state)
     given = presented_token(req.headers)
-    if expected is None:
-        if is_direct_loopback(req.remote_addr, req.headers):
-            return Access(granted=True, presented=given is not None)
-        return Access(granted=False, presented=given is not None,
-                      refusal=f"{state.settings.admin_token_env} is not set: admin endpoints answer "
-                              "only to clients on this host connecting directly")
+    if not admin_enabled(state):
+        return Access(granted=False, presented=given is not None, refusal=how_to_enable(state), enabled=False)
     if given is None:
         return Access(granted=False, presented=False,
                       refusal=f"admin token required in header Authorization (Bearer) or {TOKEN_HEADER}")
-    if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+    role = role_of(state, given)
+    if role is None:
         return Access(granted=False, presented=True, refusal="admin token mismatch")
-    return Access(granted=True, presented=True)
+    return Access(granted=True, presented=True, role=role)
 
 
 def require_admin() -> None:
-    access = check_access(relay_state(), request)
+    state = relay_state()
+    access = check_access(state, request)
+    if not access.enabled:
+        raise Forbidden(access.refusal, check="admin_disabled")
     if not access.granted:
         raise Unauthorized(access.refusal, check="admin_token")
 
@@ -140,7 +156,7 @@ def log_reveal(lead_id: str) -> None:
     audit.warning("personal data of lead %s revealed", lead_id,
                   extra={"event": "pii_revealed", "lead_id": lead_id, "via": "admin_api",
                          "client_addr": request_client_address(request), "request_id": current_request_id(),
-                         "authenticated_by": "admin_token" if configured_token(relay_state()) else "loopback"})
+                         "authenticated_by": check_access(relay_state(), request).role + "_token"})
 
 
 def parse_limit(text: str | None) -> int:

@@ -93,7 +93,7 @@ def test_a_mapping_crash_is_logged_with_its_traceback_counted_and_kept(stack: St
         return None
     line = wait_until(crash_line)
     assert line and line["level"] == "error" and "ZeroDivisionError: planted defect" in line["exc"]
-    metrics = requests.get(f"{stack.url}/metrics", timeout=10).text
+    metrics = requests.get(f"{stack.url}/metrics", headers=stack.admin_headers, timeout=10).text
     assert 'relay_mapping_crashes_total{source="crashy"} 1.0' in metrics
     store = open_store(stack.database_url)
     try:

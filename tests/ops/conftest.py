@@ -19,11 +19,19 @@ def guarded() -> FakeSource:
 
 @pytest.fixture
 def app(make_app, acme: FakeSource, guarded: FakeSource):
-    return make_app(acme, guarded)
+    return make_app(acme, guarded, env={**ENV, "RELAY_ADMIN_TOKEN": ADMIN_TOKEN})
 
 
 @pytest.fixture
 def client(app):
+    """A client that presents the admin token on every request (a test may override the header)."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {ADMIN_TOKEN}"
+    return client
+
+
+@pytest.fixture
+def anonymous(app):
     return app.test_client()
 
 

@@ -18,18 +18,17 @@ def post_lead(client, phone: str = "+15125550147", **extra) -> str:
 
 
 @pytest.mark.parametrize("path", ADMIN_PATHS)
-def test_without_a_token_only_direct_loopback_clients_get_in(client, path: str):
-    assert client.get(path).status_code in (200, 404)  # test client peer: 127.0.0.1
-
-    outside = client.get(path, environ_base=OUTSIDE)
-    assert outside.status_code == 401
-    assert outside.get_json()["error"]["code"] == "unauthorized"
-    assert "RELAY_ADMIN_TOKEN" in outside.get_json()["error"]["message"]
+def test_without_a_token_admin_endpoints_are_off_even_for_loopback(make_app, acme, path: str):
+    client = make_app(acme).test_client()  # test client peer: 127.0.0.1, no forwarding header
+    for response in (client.get(path), client.get(path, environ_base=OUTSIDE)):
+        assert response.status_code == 403
+        assert response.get_json()["error"]["code"] == "forbidden"
+        assert "set RELAY_ADMIN_TOKEN" in response.get_json()["error"]["message"]
 
 
 @pytest.mark.parametrize("path", ADMIN_PATHS)
-def test_a_local_reverse_proxy_does_not_make_outside_callers_local(client, path: str):
-    proxied = client.get(path, headers={"X-Forwarded-For": "198.51.100.7"})
+def test_a_local_reverse_proxy_does_not_make_outside_callers_local(anonymous, path: str):
+    proxied = anonymous.get(path, headers={"X-Forwarded-For": "198.51.100.7"})
     assert proxied.status_code == 401
 
 
@@ -96,7 +95,7 @@ def test_a_revealed_body_is_raw_and_the_reveal_is_logged(client, caplog):
     assert json.loads(revealed["data"])["phone"] == "+44 20 7946 0958" and "masked" not in revealed
     [record] = [r for r in caplog.records if getattr(r, "event", "") == "pii_revealed"]
     assert (record.lead_id, record.via, record.client_addr) == (lead_id, "admin_api", "127.0.0.1")
-    assert record.authenticated_by == "loopback"
+    assert record.authenticated_by == "admin_token"
 
 
 def test_outbox_unknown_lead_is_a_404(client):

@@ -7,19 +7,21 @@ from relay.web import relay_state
 from tests.ops.conftest import ADMIN_TOKEN, OUTSIDE
 from tests.web.web_fakes import ENV
 
+ADMIN = {"X-Admin-Token": ADMIN_TOKEN}
+
 
 def test_healthz_is_liveness_only(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
 
 
-def test_anonymous_callers_get_the_verdict_only(client):
-    response = client.get("/readyz", environ_base=OUTSIDE)
+def test_anonymous_callers_get_the_verdict_only(anonymous):
+    response = anonymous.get("/readyz", environ_base=OUTSIDE)
     assert response.status_code == 200
     assert response.get_json() == {"status": "ready"}
 
 
 def test_admins_get_every_source_and_the_store(app):
-    body = app.test_client().get("/readyz").get_json()  # direct loopback, no token configured
+    body = app.test_client().get("/readyz", headers={"X-Admin-Token": ADMIN_TOKEN}).get_json()
     assert body["status"] == "ready" and body["draining"] is False
     assert body["store"] == {"writable": True, "error": None}
     assert body["sources"]["acme"] == {"version": "1", "problems": [], "secrets_present": True,
@@ -28,9 +30,10 @@ def test_admins_get_every_source_and_the_store(app):
 
 def test_missing_secrets_and_broken_files_are_reported(make_app, acme):
     env = {key: value for key, value in ENV.items() if key != "ACME_LEAD_TOKEN"}
+    env["RELAY_ADMIN_TOKEN"] = ADMIN_TOKEN
     problem = Problem(file="mappings/broken.yaml", line=3, column=1, message="lead.caller_id is required",
                       code="required")
-    body = make_app(acme, env=env, problems=(problem,)).test_client().get("/readyz").get_json()
+    body = make_app(acme, env=env, problems=(problem,)).test_client().get("/readyz", headers=ADMIN).get_json()
     assert body["sources"]["acme"]["secrets_present"] is False
     assert body["sources"]["acme"]["missing_env"] == ["ACME_LEAD_TOKEN"]
     assert body["sources"]["broken"]["version"] is None
@@ -46,7 +49,7 @@ def test_not_ready_without_any_loaded_mapping(make_app):
 
 def test_not_ready_while_draining(app):
     relay_state(app).draining = True
-    response = app.test_client().get("/readyz")
+    response = app.test_client().get("/readyz", headers={"X-Admin-Token": ADMIN_TOKEN})
     assert response.status_code == 503
     assert response.get_json()["draining"] is True
 
@@ -63,7 +66,8 @@ class ReadOnlyStore:
 
 
 def test_not_ready_when_the_store_cannot_write(make_app, acme, store):
-    response = make_app(acme, outbox=ReadOnlyStore(store)).test_client().get("/readyz")
+    app = make_app(acme, outbox=ReadOnlyStore(store), env={**ENV, "RELAY_ADMIN_TOKEN": ADMIN_TOKEN})
+    response = app.test_client().get("/readyz", headers=ADMIN)
     assert response.status_code == 503
     assert response.get_json()["store"] == {"writable": False, "error": "the outbox database is read-only"}
 

@@ -55,7 +55,7 @@ def test_broken_edit_keeps_the_last_good_version_and_shows_in_readyz(stack: Stac
 
 
 def readyz_problems(stack: Stack, name: str) -> list:
-    body = requests.get(f"{stack.url}/readyz", timeout=10).json()
+    body = requests.get(f"{stack.url}/readyz", headers=stack.admin_headers, timeout=10).json()
     return body["sources"].get(name, {}).get("problems", [])
 
 

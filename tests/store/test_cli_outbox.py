@@ -69,7 +69,26 @@ def json_out(capsys: pytest.CaptureFixture[str]) -> Any:
     return json.loads(capsys.readouterr().out)
 
 
-# --- list, show, counts ---
+# --- list, show, counts, report ---
+
+def test_report_by_day_counts_every_outcome_and_duplicates(store: Store, url: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    first = add(store, dedupe_key="evt-1", dedupe_window_s=DAY)
+    assert add(store, dedupe_key="evt-1", dedupe_window_s=DAY).id == first.id  # a repeat: counted, not stored
+    add(store)
+    add(store, status="rejected", call=None, error={"code": "lead_refused"})
+    add(store, status="dropped", call=None, error={"reason": "test lead"})
+    dead(store)
+    assert run(url, "report", "--by", "day", "--tz", "America/Chicago", "--csv") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "day,source,received,accepted,refused,dropped,duplicates,delivered,dead,pending,time_zone"
+    total = lines[-1].split(",")
+    assert total[:2] == ["total", "total"]
+    # 5 stored + 1 duplicate; accepted: 2 queued + 1 dead
+    assert [int(value) for value in total[2:10]] == [6, 3, 1, 1, 1, 0, 1, 2]
+    assert total[10] == "America/Chicago"
+    assert run(url, "report", "--tz", "Mars/Base") == 2
+
 
 def test_list_table_and_filters(store: Store, url: str, capsys: pytest.CaptureFixture[str]) -> None:
     first = add(store)

@@ -10,7 +10,7 @@ import pytest
 
 from relay.errors import StoreUnavailable
 from relay.store import new_lead_id, open_store
-from relay.store.base import Lead, PendingStats, Received, Settlement, Store
+from relay.store.base import AuditEntry, Lead, LeadQuery, PendingStats, Received, Settlement, Store
 from relay.store.rows import new_lead_row
 from relay.store.sql import SqlStore
 
@@ -686,13 +686,13 @@ def test_migration_2_makes_each_existing_lead_a_batch_of_one(backend: Backend) -
     store.migrate()
     old = new_lead_row(new_lead_id(T0), received())
     columns = [name for name in old if name not in ("batch_id", "batch_index", "batch_size",
-                                                    "fetched_json")]
+                                                    "fetched_json", "caller_id", "email")]
     store._write(lambda tx: tx.run(
         f"INSERT INTO leads ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})",
         {name: old[name] for name in columns}))
     del store.migrations  # back to every migration
     store.migrate()
-    assert store.schema_version() == 2
+    assert store.schema_version() >= 2
     lead = store.get(old["id"])
     assert lead is not None
     assert (lead.batch_id, lead.batch_index, lead.batch_size, lead.fetched) == (
@@ -700,3 +700,124 @@ def test_migration_2_makes_each_existing_lead_a_batch_of_one(backend: Backend) -
     assert store.list(batch_id=old["id"]) == [lead]
     assert insert(store).batch_size == 1
     store.close()
+
+
+# --- the console: search, activity, counts by day in a zone, duplicates, audit, delete ---
+
+def test_migration_3_makes_existing_leads_searchable(backend: Backend) -> None:
+    store = open_store(backend.url, migrate=False)
+    assert isinstance(store, SqlStore)
+    store.migrations = store.migrations[:2]  # the database as migration 2 left it
+    store.migrate()
+    old = new_lead_row(new_lead_id(T0), received(call=call_for("+15125550147", "Dana@Example.com")))
+    columns = [name for name in old if name not in ("caller_id", "email")]
+    store._write(lambda tx: tx.run(
+        f"INSERT INTO leads ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})",
+        {name: old[name] for name in columns}))
+    del store.migrations
+    store.migrate()
+    assert [lead.id for lead in store.search(LeadQuery(caller_id="+15125550147"))] == [old["id"]]
+    assert [lead.id for lead in store.search(LeadQuery(email="dana@example.com"))] == [old["id"]]
+    store.close()
+
+
+def call_for(phone: str, email: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"caller_id": phone}
+    if email is not None:
+        body["email"] = email
+    return {**CALL, "body": body}
+
+
+def test_search_matches_the_normalised_contact_of_the_call(store: Store) -> None:
+    wanted = insert(store, call=call_for("+15125550147", " Dana@Example.COM "))
+    insert(store, call=call_for("+15125550148"), received_at=T0 + 1)
+    insert(store, status="rejected", call=None, error={"code": "lead_refused"}, received_at=T0 + 2)
+    assert store.get(wanted.id).caller_id == "+15125550147"
+    assert store.get(wanted.id).email == "dana@example.com"
+    assert [lead.id for lead in store.search(LeadQuery(caller_id="+15125550147"))] == [wanted.id]
+    assert [lead.id for lead in store.search(LeadQuery(email="dana@example.com"))] == [wanted.id]
+    assert store.search(LeadQuery(email="nobody@example.com")) == []
+
+
+def test_search_pages_by_keyset_newest_first_without_gaps(store: Store) -> None:
+    # Several leads in the same instant: the id breaks the tie, so no page loses one.
+    ids = [insert(store, received_at=T0 + (index // 3)).id for index in range(10)]
+    seen: list[str] = []
+    after = None
+    while True:
+        page = store.search(LeadQuery(source="acme", after=after), limit=4)
+        if not page:
+            break
+        seen.extend(lead.id for lead in page)
+        after = (page[-1].received_at, page[-1].id)
+    assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
+    assert seen == [lead.id for lead in sorted((store.get(i) for i in ids),
+                                               key=lambda lead: (lead.received_at, lead.id), reverse=True)]
+
+
+def test_search_filters_by_status_source_and_time(store: Store) -> None:
+    early = insert(store, received_at=T0)
+    late = insert(store, received_at=T0 + DAY, source="other")
+    insert(store, received_at=T0 + DAY, status="rejected", call=None)
+    assert [lead.id for lead in store.search(LeadQuery(since=T0 + 1))] != []
+    assert [lead.id for lead in store.search(LeadQuery(status="queued", since=T0 + 1))] == [late.id]
+    assert [lead.id for lead in store.search(LeadQuery(until=T0 + 1))] == [early.id]
+    assert [lead.id for lead in store.search(LeadQuery(source="other"))] == [late.id]
+    assert [lead.id for lead in store.search(LeadQuery(ids=(early.id, "nope")))] == [early.id]
+
+
+def test_remap_updates_the_searchable_contact(store: Store) -> None:
+    lead = insert(store, status="rejected", call=None, error={"code": "lead_refused"})
+    assert store.remap(lead.id, "queued", call_for("+15125550199", "A@B.example"), None, "v2", T0 + 5)
+    assert [found.id for found in store.search(LeadQuery(caller_id="+15125550199"))] == [lead.id]
+    assert store.get(lead.id).email == "a@b.example"
+
+
+def test_duplicates_are_counted_by_day_in_a_time_zone(store: Store) -> None:
+    # 2023-11-15 03:00 UTC is still 2023-11-14 in Chicago (UTC-6).
+    at = 1_700_017_200.0
+    insert(store, received_at=at, dedupe_key="evt-1", dedupe_window_s=DAY)
+    for offset in (1, 2):
+        _, created = store.insert(received(received_at=at + offset, dedupe_key="evt-1", dedupe_window_s=DAY))
+        assert not created
+    utc = {(c.day, c.status): c.count for c in store.daily_counts("UTC")}
+    assert utc == {("2023-11-15", "queued"): 1, ("2023-11-15", "duplicate"): 2}
+    chicago = {(c.day, c.status): c.count for c in store.daily_counts("America/Chicago")}
+    assert chicago == {("2023-11-14", "queued"): 1, ("2023-11-14", "duplicate"): 2}
+    assert store.daily_counts("UTC", since=at + DAY) == []
+
+
+def test_activity_per_source_since_a_time(store: Store) -> None:
+    insert(store, received_at=T0 - DAY)  # before the window: only the last-lead time sees it
+    insert(store, received_at=T0 + 10)
+    insert(store, received_at=T0 + 20, status="rejected", call=None, dedupe_key="k", dedupe_window_s=0)
+    insert(store, received_at=T0 + 30, dedupe_key="k2", dedupe_window_s=DAY)
+    store.insert(received(received_at=T0 + 40, dedupe_key="k2", dedupe_window_s=DAY))
+    [acme, quiet] = store.activity(T0, ["acme", "quiet"])
+    assert acme.source == "acme" and acme.by_status == {"queued": 2, "rejected": 1}
+    assert acme.duplicates == 1 and acme.last_received_at == T0 + 30
+    assert acme.oldest_pending_at == T0 - DAY
+    assert (quiet.source, quiet.by_status, quiet.last_received_at) == ("quiet", {}, None)
+
+
+def test_delete_removes_leads_attempts_and_keys(store: Store) -> None:
+    gone = insert(store, dedupe_key="evt-9", dedupe_window_s=DAY)
+    kept = insert(store)
+    store.settle(gone.id, "nobody", Settlement(result="dead", at=T0))  # not leased: ignored
+    assert store.delete([gone.id, gone.id, "missing"]) == 1
+    assert store.get(gone.id) is None and store.get(kept.id) is not None
+    assert store.dedupe_holder("acme", "evt-9", T0) is None
+    assert store.delete([]) == 0
+
+
+def test_audit_log_keeps_who_what_and_how_many(store: Store) -> None:
+    store.record_audit(AuditEntry(at=T0, actor="dana (admin) from 127.0.0.1", action="retry",
+                                  selection="status=dead source=acme", lead_count=3))
+    store.record_audit(AuditEntry(at=T0 + 1, actor="dana", action="purge", selection="id=X", lead_count=1,
+                                  detail="purged 1"))
+    [newest, oldest] = store.audit_log()
+    assert (newest.action, newest.lead_count, newest.detail) == ("purge", 1, "purged 1")
+    assert (oldest.actor, oldest.selection, oldest.at) == ("dana (admin) from 127.0.0.1",
+                                                           "status=dead source=acme", T0)
+    assert newest.seq > oldest.seq
+    assert len(store.audit_log(limit=1)) == 1

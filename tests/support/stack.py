@@ -46,6 +46,9 @@ VENDOR_SANDBOX_ARGS = ("--graph-tokens", SHIPPED_SECRETS["FACEBOOK_PAGE_TOKEN"],
                        "--graph-app-secret-env", "FACEBOOK_APP_SECRET",
                        "--hubspot-tokens", SHIPPED_SECRETS["HUBSPOT_PRIVATE_APP_TOKEN"])
 
+# Admin endpoints and the console are off without a token: every stack has one (a test may override it).
+STACK_ADMIN_TOKEN = "stack-admin-token-4f7e1c2b9a"
+
 WAIT_S = 60.0  # an upper bound for a slow machine, never a measurement
 
 
@@ -86,7 +89,7 @@ class Stack:
         return f"sqlite:///{self.workdir / 'relay.db'}"
 
     def env(self) -> dict[str, str]:
-        return {**SHIPPED_SECRETS, "RELAY_DATABASE_URL": self.database_url,
+        return {**SHIPPED_SECRETS, "RELAY_ADMIN_TOKEN": STACK_ADMIN_TOKEN, "RELAY_DATABASE_URL": self.database_url,
                 "RELAY_MAPPINGS_DIR": str(self.mappings_dir), "TRACKDRIVE_BASE_URL": self.sandbox_url,
                 "FACEBOOK_GRAPH_URL": self.sandbox_url, "HUBSPOT_API_URL": self.sandbox_url,
                 "RELAY_POLL_INTERVAL": "0.2", "RELAY_GRACEFUL_TIMEOUT": "5", "RELAY_DRAIN_SECONDS": "0",
@@ -109,6 +112,10 @@ class Stack:
         for process in (self.relay, self.trackdrive):
             if process:
                 process.stop()
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.env()['RELAY_ADMIN_TOKEN']}"}
 
     def received(self) -> list[dict[str, Any]]:
         return requests.get(f"{self.sandbox_url}/_sandbox/received", timeout=10).json()
