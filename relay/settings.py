@@ -46,6 +46,8 @@ class Settings:
     timeout_s: int = 30
     graceful_timeout_s: int = 20
     forwarded_allow_ips: str = "127.0.0.1"
+    request_read_timeout_s: float = 10.0  # a request must arrive whole within this, or 408
+    request_buffer_bytes: int = 1024 * 1024  # read ahead of the threads; larger bodies stream
     gunicorn_conf: str = ""
     # receiving
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
@@ -89,6 +91,9 @@ class Settings:
             timeout_s=read.integer("RELAY_TIMEOUT", cls.timeout_s, minimum=1),
             graceful_timeout_s=read.integer("RELAY_GRACEFUL_TIMEOUT", cls.graceful_timeout_s, minimum=1),
             forwarded_allow_ips=read.text("RELAY_FORWARDED_ALLOW_IPS", cls.forwarded_allow_ips),
+            request_read_timeout_s=read.number("RELAY_REQUEST_READ_TIMEOUT", cls.request_read_timeout_s,
+                                               positive=True),
+            request_buffer_bytes=read.integer("RELAY_REQUEST_BUFFER", cls.request_buffer_bytes, minimum=1024),
             gunicorn_conf=read.text("RELAY_GUNICORN_CONF", cls.gunicorn_conf),
             trusted_proxies=read.items("RELAY_TRUSTED_PROXIES", cls.trusted_proxies),
             sqlite_synchronous=read.choice("RELAY_SQLITE_SYNCHRONOUS", cls.sqlite_synchronous,

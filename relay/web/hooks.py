@@ -58,8 +58,8 @@ def authenticated_request(req: Request, state: RelayState, source: Source, raw_q
     g.client_addr = client_addr  # the request log line reports the same address
     auth.check_before_body(inbound, client_addr=client_addr, headers=headers,
                            query_pairs=query_pairs, env=state.settings.env)
-    body.check_declared_length(req.content_length, inbound.max_body_bytes)
-    raw_body = body.read_limited(req.stream, inbound.max_body_bytes)
+    body.check_declared_length(req.content_length, inbound.max_body_bytes, req.stream)
+    raw_body = body.read_limited(req.stream, inbound.max_body_bytes, req.content_length)
     auth.check_body(inbound, headers=headers, body=raw_body, env=state.settings.env)
     token_parameter = inbound.token.query if inbound.token else None
     return InboundRequest(
