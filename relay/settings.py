@@ -23,7 +23,8 @@ SQLITE_SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 ADMIN_TOKEN_ENV = "RELAY_ADMIN_TOKEN"
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
-DEFAULT_RETRY_DELAYS_S = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 10800.0, 21600.0, 43200.0, 86400.0)
+# Quick tries first for speed to call, then the long tail for outages (see relay.delivery.retry).
+DEFAULT_RETRY_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 300.0, 1800.0, 10800.0, 86400.0)
 
 
 class SettingsError(ValueError):
@@ -54,6 +55,7 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     rate_limit_per_s: float = 0.0
     mappings_poll_s: float = 1.0
+    last_good_dir: str = ""  # "": next to the SQLite outbox, else var/last-good-mappings
     drain_s: float = 5.0
     # delivering
     delivery_enabled: bool = True
@@ -100,6 +102,7 @@ class Settings:
                                            SQLITE_SYNCHRONOUS_MODES, upper=True),
             rate_limit_per_s=read.number("RELAY_RATE_LIMIT", cls.rate_limit_per_s),
             mappings_poll_s=read.number("RELAY_MAPPINGS_POLL", cls.mappings_poll_s),
+            last_good_dir=read.text("RELAY_LAST_GOOD_DIR", cls.last_good_dir),
             drain_s=read.number("RELAY_DRAIN_SECONDS", cls.drain_s),
             delivery_enabled=read.boolean("RELAY_DELIVERY", cls.delivery_enabled),
             delivery_concurrency=read.integer("RELAY_DELIVERY_CONCURRENCY", cls.delivery_concurrency,
@@ -121,6 +124,16 @@ class Settings:
             sandbox_port=read.integer("RELAY_SANDBOX_PORT", cls.sandbox_port, minimum=1),
             env=source,
         )
+
+    @property
+    def last_good_path(self) -> str:
+        """Where each source's last mapping that compiled is kept across restarts."""
+        if self.last_good_dir:
+            return self.last_good_dir
+        if self.database_url.startswith("sqlite:///"):
+            database = self.database_url.removeprefix("sqlite:///").split("?", 1)[0]
+            return os.path.join(os.path.dirname(database) or ".", "last-good-mappings")
+        return os.path.join("var", "last-good-mappings")
 
     def secret(self, name: str) -> str | None:
         """The value of a ``${NAME}`` a mapping references; blank counts as unset."""
