@@ -95,5 +95,12 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
+    """Every worker is gone: fold SQLite's write-ahead log in, so relay.db alone is the whole outbox."""
+    from relay.store import open_store
+
+    try:
+        open_store(settings.database_url, synchronous=settings.sqlite_synchronous, migrate=False).close()
+    except Exception as exc:  # stopping anyway: say why the file may still need its -wal
+        server.log.warning("outbox not checkpointed at exit: %s", exc)
     if owned_metrics_dir:
         shutil.rmtree(owned_metrics_dir, ignore_errors=True)

@@ -32,3 +32,6 @@ def stop_worker(worker: Any, timeout_s: float) -> None:
     if watcher is not None:
         watcher.stop()
     stop_delivery(app, timeout_s=timeout_s)
+    # Requests are over by now (gunicorn calls this after its loop); closing the outbox
+    # lets SQLite fold its write-ahead log into the database file.
+    relay_state(app).store.close()
