@@ -95,8 +95,9 @@ _JSON_PAIR = re.compile(rf"(?<=[\"\[.])({PERSONAL_KEY.pattern})(\\?\"\s*:\s*)(\\
 _PHONE_KEY = (rf"(?:(?:home|work|mobile|cell|caller|contact|primary|alt|alternate|other|day|evening)"
               rf"{_WORD_SEP})?(?:phone|tel(?:ephone)?|mobile|cell(?:phone)?|msisdn|caller{_WORD_SEP}id)"
               rf"(?:{_WORD_SEP}(?:number|num|no|[123]))?")
-_PHONE_FORM_PAIR = re.compile(rf"(?:(?<![\w\-%])|(?<=%5[Bb]))({_PHONE_KEY})((?:\]|%5D)?=)([^&\s\"'\\#]*\d[^&\s\"'\\#]*)",
-                              re.IGNORECASE)
+_FORM_VALUE_CHAR = r"[^&\s\"'\\#]"
+_PHONE_FORM_PAIR = re.compile(rf"(?:(?<![\w\-%])|(?<=%5[Bb]))({_PHONE_KEY})((?:\]|%5D)?=)"
+                              rf"({_FORM_VALUE_CHAR}*\d{_FORM_VALUE_CHAR}*)", re.IGNORECASE)
 _PHONE_JSON_PAIR = re.compile(rf"(?<=[\"\[.])({_PHONE_KEY})(\\?\"\s*:\s*)(\\?\"[^\"\\]*\d[^\"\\]*\\?\"|\d+)",
                               re.IGNORECASE)
 _PHONE_KEY_HINTS = ("phone", "tel", "mobile", "cell", "msisdn", "caller")
