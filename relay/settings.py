@@ -21,6 +21,9 @@ T = TypeVar("T")
 
 SQLITE_SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# Statuses whose personal data may be redacted: those that will never be sent again on their own.
+RETENTION_STATUSES = ("delivered", "dead", "rejected", "dropped")
+DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 ADMIN_TOKEN_ENV = "RELAY_ADMIN_TOKEN"
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Quick tries first for speed to call, then the long tail for outages (see relay.delivery.retry).
@@ -75,6 +78,8 @@ class Settings:
     log_level: str = "info"
     access_log: bool = False
     metrics_dir: str = ""
+    retention: tuple[tuple[str, float], ...] = ()  # (status, seconds): personal data kept that long
+    retention_interval_s: float = 600.0
     sandbox_port: int = 8089
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -121,6 +126,8 @@ class Settings:
             log_level=read.choice("RELAY_LOG_LEVEL", cls.log_level, LOG_LEVELS),
             access_log=read.boolean("RELAY_ACCESS_LOG", cls.access_log),
             metrics_dir=read.text(METRICS_DIR_ENV, cls.metrics_dir),
+            retention=read.retention("RELAY_RETENTION", cls.retention),
+            retention_interval_s=read.number("RELAY_RETENTION_INTERVAL", cls.retention_interval_s, positive=True),
             sandbox_port=read.integer("RELAY_SANDBOX_PORT", cls.sandbox_port, minimum=1),
             env=source,
         )
@@ -215,6 +222,23 @@ class _Reader:
                 raise ValueError(raw)
             return values
         return self._parsed(name, default, parse, "comma-separated seconds such as 5,30,120")
+
+    def retention(self, name: str, default: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
+        def parse(raw: str) -> tuple[tuple[str, float], ...]:
+            kept: dict[str, float] = {}
+            for part in (p.strip() for p in raw.split(",") if p.strip()):
+                status, _, age = part.partition(":")
+                status, age = status.strip().lower(), age.strip().lower()
+                if status not in RETENTION_STATUSES or len(age) < 2 or age[-1] not in DURATION_UNITS:
+                    raise ValueError(raw)
+                seconds = float(age[:-1]) * DURATION_UNITS[age[-1]]
+                if not math.isfinite(seconds) or seconds <= 0:
+                    raise ValueError(raw)
+                kept[status] = seconds
+            return tuple(sorted(kept.items()))
+        accepted = ("status:age pairs such as delivered:30d,dropped:7d (statuses "
+                    + ", ".join(RETENTION_STATUSES) + "; ages in s, m, h, d or w)")
+        return self._parsed(name, default, parse, accepted)
 
     def items(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
         raw = self._raw(name)

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, TypeVar
 
 from relay.store import new_lead_id
 from relay.store.base import ACCEPTED_STATUSES, PENDING_STATUSES, Count, Lead, PendingStats, Received, Settlement, Store
+from relay.store.retention import RetentionSql
 from relay.store.rows import (
     LEAD_COLUMNS,
     LEAD_FIELDS,
@@ -79,7 +80,7 @@ def one(tx: Tx, statement: str, params: Params | None = None) -> Row | None:
     return rows[0] if rows else None
 
 
-class SqlStore(Store):
+class SqlStore(RetentionSql, Store):
     """Store on a SQL database; subclasses supply connections and dialect details."""
 
     migrations: Migrations = ()
