@@ -67,6 +67,7 @@ OUTCOMES: dict[str, Outcome] = {outcome.name: outcome for outcome in (
     _error("not_found", 404, "unknown_source"),
     _error("unknown_source", 404),
     _error("method_not_allowed", 405, "unsupported"),
+    _error("request_timeout", 408, "malformed"),  # sent by the worker: the request never arrived whole
     _error("payload_too_large", 413, "too_large"),
     _error("unsupported_media_type", 415, "unsupported"),
     _error("lead_refused", 422, "rejected"),

@@ -44,7 +44,7 @@ _OPEN, _CLOSE = r"(?:\(|%28)", r"(?:\)|%29)"
 _GROUPS = rf"(?:{_SEP}?{_OPEN}?\d++{_CLOSE}?){{1,7}}+"
 # A number starts after a non-word character, a percent-encoded space or punctuation, or a
 # JSON escape (a line break in a logged message is "\n" in the JSON line).
-_PHONE_START = r"(?:(?<![\w+.%])|(?<=%2[0CcBb])|(?<=%3[ABDabd])|(?<=%26)|(?<=\\[ntrbf]))"
+_PHONE_START = r"(?:(?<![\w+.%])|(?<=%[0-9A-Fa-f]{2})|(?<=\\[ntrbf]))"
 _PHONE = re.compile(
     rf"{_PHONE_START}(?:"
     # + or 00, a country code, groups: +44 20 7946 0958, 0049 30 901820, +44 (0)20 7946 0958
@@ -71,7 +71,7 @@ _EMAIL = re.compile(rf"({_LOCAL_CHAR})(?:{_LOCAL_CHAR}|\.)*(?:@|%40)({_LABEL}(?:
 
 # --- names and street addresses, by key ---
 
-_WORD_SEP = r"[_\- ]?"
+_WORD_SEP = r"(?:[_\- ]|%5[Ff]|%20)?"  # percent-encoded as a URL may give it: first%5Fname
 _NAME_KEY = (rf"(?:(?:first|middle|last|full|given|family|contact|customer|caller){_WORD_SEP})?name"
              r"|[fl]name|surname")
 _ADDRESS_KEY = (rf"(?:(?:street|home|mailing|postal|billing|shipping|residential){_WORD_SEP})?"
@@ -90,9 +90,20 @@ _FORM_PAIR = re.compile(rf"(?:(?<![\w\-%])|(?<=%5[Bb]))({PERSONAL_KEY.pattern})(
 # In JSON, or JSON inside a JSON string (quotes escaped): "key": "value".
 _JSON_PAIR = re.compile(rf"(?<=[\"\[.])({PERSONAL_KEY.pattern})(\\?\"\s*:\s*)(\\?\")(.*?)(?<!\\)\3",
                         re.IGNORECASE)
+# Phones under a phone key, in any spelling, even one no pattern recognises: 447946095812
+# (international without its +), 7946-0958 (a local number). The value keeps its last two digits.
+_PHONE_KEY = (rf"(?:(?:home|work|mobile|cell|caller|contact|primary|alt|alternate|other|day|evening)"
+              rf"{_WORD_SEP})?(?:phone|tel(?:ephone)?|mobile|cell(?:phone)?|msisdn|caller{_WORD_SEP}id)"
+              rf"(?:{_WORD_SEP}(?:number|num|no|[123]))?")
+_FORM_VALUE_CHAR = r"[^&\s\"'\\#]"
+_PHONE_FORM_PAIR = re.compile(rf"(?:(?<![\w\-%])|(?<=%5[Bb]))({_PHONE_KEY})((?:\]|%5D)?=)"
+                              rf"({_FORM_VALUE_CHAR}*\d{_FORM_VALUE_CHAR}*)", re.IGNORECASE)
+_PHONE_JSON_PAIR = re.compile(rf"(?<=[\"\[.])({_PHONE_KEY})(\\?\"\s*:\s*)(\\?\"[^\"\\]*\d[^\"\\]*\\?\"|\d+)",
+                              re.IGNORECASE)
+_PHONE_KEY_HINTS = ("phone", "tel", "mobile", "cell", "msisdn", "caller")
 # Every personal key holds one of these (lower-cased); "addr" alone, not in "client_addr".
 _KEY_HINTS = ("name", "address", "street", "line", "number", '"addr', "addr=", "addr]", "addr%5d", "addr1",
-              "addr2", "addr3", "addr_", "addr-", "addr ")
+              "addr2", "addr3", "addr_", "addr-", "addr ", *_PHONE_KEY_HINTS)
 _KEY_LAST_PART = re.compile(r"[^\[\].]+(?=\]?$)")
 # Label/value pairs, as Facebook's field_data ({"name": "first_name", "values": ["Jo"]}).
 _LABEL_FIELDS = ("name", "key", "field", "label", "ref", "id")
@@ -153,6 +164,7 @@ def mask_text(text: str) -> str:
     text = mask_secrets(text)
     if _may_hold_personal_key(text):
         text = _FORM_PAIR.sub(_mask_form_pair, _JSON_PAIR.sub(_mask_json_pair, text))
+        text = _PHONE_FORM_PAIR.sub(_mask_form_phone, _PHONE_JSON_PAIR.sub(_mask_json_phone, text))
     if "@" in text or "%40" in text:
         text = _EMAIL.sub(_mask_email_match, text)
     if _PHONE_HINT.search(text) is None:
@@ -248,6 +260,17 @@ def _mask_json_pair(match: re.Match[str]) -> str:
 
 def _mask_form_pair(match: re.Match[str]) -> str:
     return f"{match.group(1)}{match.group(2)}{mask_personal(match.group(3))}"
+
+
+def _mask_form_phone(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{match.group(2)}{mask_phone(match.group(3))}"
+
+
+def _mask_json_phone(match: re.Match[str]) -> str:
+    # A number becomes a string ("***12"), quoted as its key is, so the JSON stays valid.
+    quote_mark = '\\"' if match.group(2).startswith("\\") else '"'
+    value = match.group(3)
+    return f"{match.group(1)}{match.group(2)}{quote_mark}{mask_phone(value)}{quote_mark}"
 
 
 def _mask_email_match(match: re.Match[str]) -> str:

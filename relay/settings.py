@@ -21,10 +21,14 @@ T = TypeVar("T")
 
 SQLITE_SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# Statuses whose personal data may be redacted: those that will never be sent again on their own.
+RETENTION_STATUSES = ("delivered", "dead", "rejected", "dropped")
+DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 ADMIN_TOKEN_ENV = "RELAY_ADMIN_TOKEN"
 ADMIN_READONLY_TOKEN_ENV = "RELAY_ADMIN_READONLY_TOKEN"
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
-DEFAULT_RETRY_DELAYS_S = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 10800.0, 21600.0, 43200.0, 86400.0)
+# Quick tries first for speed to call, then the long tail for outages (see relay.delivery.retry).
+DEFAULT_RETRY_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 300.0, 1800.0, 10800.0, 86400.0)
 
 
 class SettingsError(ValueError):
@@ -47,12 +51,15 @@ class Settings:
     timeout_s: int = 30
     graceful_timeout_s: int = 20
     forwarded_allow_ips: str = "127.0.0.1"
+    request_read_timeout_s: float = 10.0  # a request must arrive whole within this, or 408
+    request_buffer_bytes: int = 1024 * 1024  # read ahead of the threads; larger bodies stream
     gunicorn_conf: str = ""
     # receiving
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     sqlite_synchronous: str = "FULL"
     rate_limit_per_s: float = 0.0
     mappings_poll_s: float = 1.0
+    last_good_dir: str = ""  # "": next to the SQLite outbox, else var/last-good-mappings
     drain_s: float = 5.0
     # delivering
     delivery_enabled: bool = True
@@ -74,6 +81,8 @@ class Settings:
     log_level: str = "info"
     access_log: bool = False
     metrics_dir: str = ""
+    retention: tuple[tuple[str, float], ...] = ()  # (status, seconds): personal data kept that long
+    retention_interval_s: float = 600.0
     sandbox_port: int = 8089
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -92,12 +101,16 @@ class Settings:
             timeout_s=read.integer("RELAY_TIMEOUT", cls.timeout_s, minimum=1),
             graceful_timeout_s=read.integer("RELAY_GRACEFUL_TIMEOUT", cls.graceful_timeout_s, minimum=1),
             forwarded_allow_ips=read.text("RELAY_FORWARDED_ALLOW_IPS", cls.forwarded_allow_ips),
+            request_read_timeout_s=read.number("RELAY_REQUEST_READ_TIMEOUT", cls.request_read_timeout_s,
+                                               positive=True),
+            request_buffer_bytes=read.integer("RELAY_REQUEST_BUFFER", cls.request_buffer_bytes, minimum=1024),
             gunicorn_conf=read.text("RELAY_GUNICORN_CONF", cls.gunicorn_conf),
             trusted_proxies=read.items("RELAY_TRUSTED_PROXIES", cls.trusted_proxies),
             sqlite_synchronous=read.choice("RELAY_SQLITE_SYNCHRONOUS", cls.sqlite_synchronous,
                                            SQLITE_SYNCHRONOUS_MODES, upper=True),
             rate_limit_per_s=read.number("RELAY_RATE_LIMIT", cls.rate_limit_per_s),
             mappings_poll_s=read.number("RELAY_MAPPINGS_POLL", cls.mappings_poll_s),
+            last_good_dir=read.text("RELAY_LAST_GOOD_DIR", cls.last_good_dir),
             drain_s=read.number("RELAY_DRAIN_SECONDS", cls.drain_s),
             delivery_enabled=read.boolean("RELAY_DELIVERY", cls.delivery_enabled),
             delivery_concurrency=read.integer("RELAY_DELIVERY_CONCURRENCY", cls.delivery_concurrency,
@@ -118,9 +131,21 @@ class Settings:
             log_level=read.choice("RELAY_LOG_LEVEL", cls.log_level, LOG_LEVELS),
             access_log=read.boolean("RELAY_ACCESS_LOG", cls.access_log),
             metrics_dir=read.text(METRICS_DIR_ENV, cls.metrics_dir),
+            retention=read.retention("RELAY_RETENTION", cls.retention),
+            retention_interval_s=read.number("RELAY_RETENTION_INTERVAL", cls.retention_interval_s, positive=True),
             sandbox_port=read.integer("RELAY_SANDBOX_PORT", cls.sandbox_port, minimum=1),
             env=source,
         )
+
+    @property
+    def last_good_path(self) -> str:
+        """Where each source's last mapping that compiled is kept across restarts."""
+        if self.last_good_dir:
+            return self.last_good_dir
+        if self.database_url.startswith("sqlite:///"):
+            database = self.database_url.removeprefix("sqlite:///").split("?", 1)[0]
+            return os.path.join(os.path.dirname(database) or ".", "last-good-mappings")
+        return os.path.join("var", "last-good-mappings")
 
     def secret(self, name: str) -> str | None:
         """The value of a ``${NAME}`` a mapping references; blank counts as unset."""
@@ -202,6 +227,23 @@ class _Reader:
                 raise ValueError(raw)
             return values
         return self._parsed(name, default, parse, "comma-separated seconds such as 5,30,120")
+
+    def retention(self, name: str, default: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
+        def parse(raw: str) -> tuple[tuple[str, float], ...]:
+            kept: dict[str, float] = {}
+            for part in (p.strip() for p in raw.split(",") if p.strip()):
+                status, _, age = part.partition(":")
+                status, age = status.strip().lower(), age.strip().lower()
+                if status not in RETENTION_STATUSES or len(age) < 2 or age[-1] not in DURATION_UNITS:
+                    raise ValueError(raw)
+                seconds = float(age[:-1]) * DURATION_UNITS[age[-1]]
+                if not math.isfinite(seconds) or seconds <= 0:
+                    raise ValueError(raw)
+                kept[status] = seconds
+            return tuple(sorted(kept.items()))
+        accepted = ("status:age pairs such as delivered:30d,dropped:7d (statuses "
+                    + ", ".join(RETENTION_STATUSES) + "; ages in s, m, h, d or w)")
+        return self._parsed(name, default, parse, accepted)
 
     def items(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
         raw = self._raw(name)

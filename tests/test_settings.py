@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_defaults_without_any_variable() -> None:
     settings = Settings.from_env({})
     assert settings.workers == 2 and settings.threads == 16 and settings.delivery_enabled
-    assert settings.retry_delays_s[0] == 5.0 and settings.breaker_failures == 20
+    assert settings.retry_delays_s[0] == 1.0 and settings.breaker_failures == 20
     assert settings.trusted_proxies == ("127.0.0.1", "::1")
 
 

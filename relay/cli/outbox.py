@@ -7,6 +7,7 @@
     relay outbox retry [ID...] [--source X] [--all-dead]
     relay outbox replay [ID...] [--status rejected|dead] [--source X] [--dry-run]
     relay outbox purge --older-than 30d [--status delivered]
+    relay outbox forget (--phone NUMBER | --email ADDRESS) [--json]
 
 Every subcommand takes ``--database-url`` (default ``$RELAY_DATABASE_URL``).
 
@@ -114,6 +115,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     purge.add_argument("--status", action="append", choices=LEAD_STATUSES,
                        help="repeatable; default delivered")
     purge.set_defaults(func=_runner(run_purge))
+
+    forget = commands.add_parser("forget", parents=[common],
+                                 help="erase every stored trace of one person (by phone or email)")
+    person = forget.add_mutually_exclusive_group(required=True)
+    person.add_argument("--phone", help="any spelling: +1 512 555 0147, (512) 555-0147, 5125550147")
+    person.add_argument("--email")
+    forget.add_argument("--json", action="store_true", help="one JSON object")
+    forget.set_defaults(func=_runner(run_forget))
 
 
 def _day(text: str) -> float:
@@ -255,6 +264,20 @@ def run_purge(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     statuses = tuple(args.status or ("delivered",))
     count = store.purge(time.time() - args.older_than, statuses)
     print(f"purged {count} lead(s) with status {', '.join(statuses)}", file=out)
+    return EXIT_OK
+
+
+def run_forget(args: argparse.Namespace, store: Store, out: TextIO) -> int:
+    """Delete the leads naming this phone or email, with their attempts and dedupe keys."""
+    gone = store.forget(phone=args.phone, email=args.email)
+    who = pii.mask_phone(args.phone) if args.phone else pii.mask_email(args.email)
+    if args.json:
+        print(json.dumps({"person": who, "lead_ids": list(gone.lead_ids), "erased": gone.counts}), file=out)
+        return EXIT_OK
+    counts = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in gone.counts.items()) or "nothing"
+    print(f"forgot {who}: erased {counts}", file=out)
+    for lead_id in gone.lead_ids:
+        print(f"  {lead_id}", file=out)
     return EXIT_OK
 
 

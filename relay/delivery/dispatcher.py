@@ -30,7 +30,11 @@ from relay.store.base import Lead, Settlement, Store
 log = logging.getLogger("relay.delivery")
 
 MAX_STORE_BACKOFF_S = 30.0
-SETTLE_TRIES = 3
+# A settle is retried at most this far apart while the store is away: the lease is still
+# ours, and the first write after the store returns must be ours, before pollers (which
+# back off much further after failures) find the lease expired and send the lead again.
+MAX_SETTLE_BACKOFF_S = 1.0
+SETTLE_LOG_EVERY = 30  # tries between two warnings while a settle keeps failing
 
 
 class Dispatcher:
@@ -274,18 +278,32 @@ class Dispatcher:
         metrics.record_attempt(lead.source, "dead", "bad_row")
 
     def _settle(self, lead: Lead, settlement: Settlement) -> None:
-        for attempt in range(1, SETTLE_TRIES + 1):
+        """Record the attempt, retrying until the store takes it; only a stop gives up.
+
+        Giving up while Trackdrive already has the lead means its lease expires and it
+        is sent again: a store outage must cost time, not a duplicate.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 if not self.store.settle(lead.id, self.owner, settlement):
                     log.warning("lease lost before settling", extra=_fields(lead, "lease_lost", None,
                                                                          None, settlement.reason))
+                elif attempt > 1:
+                    log.info("settled after the store came back",
+                             extra={"lead_id": lead.id, "result": "settled", "attempt": attempt})
                 return
             except Exception as exc:
-                log.warning("settling a lead failed: %s", _describe(exc),
-                            extra={"lead_id": lead.id, "result": "store_error", "attempt": attempt})
-                # If it never settles, the lease expires and the lead is sent again;
-                # the Idempotency-Key lets Trackdrive recognise the repeat.
-                if self._stopping.wait(0.2 * attempt):
+                if attempt == 1 or attempt % SETTLE_LOG_EVERY == 0:
+                    log.warning("settling a lead failed, retrying until the store is back: %s",
+                                _describe(exc),
+                                extra={"lead_id": lead.id, "result": "store_error", "attempt": attempt})
+                if self._stopping.wait(min(MAX_SETTLE_BACKOFF_S, 0.05 * 2 ** min(attempt, 5))):
+                    # The lease expires and the lead is sent again; the Idempotency-Key
+                    # lets Trackdrive recognise the repeat.
+                    log.warning("stopping with a delivery unrecorded", extra={"lead_id": lead.id,
+                                                                              "result": "store_error"})
                     return
 
     def _target_of(self, call: TrackdriveCall) -> str:

@@ -5,7 +5,10 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-DEFAULT_DELAYS: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200, 86400)
+# Quick retries first (a lead is worth most in its first minutes: seven tries within about
+# 90 s), then the long tail for outages; the circuit breaker keeps an outage from being
+# hammered, since a lead it pauses spends no attempt. bench/retry_schedule.py compares schedules.
+DEFAULT_DELAYS: tuple[float, ...] = (1, 2, 5, 10, 20, 40, 300, 1800, 10800, 86400)
 
 
 @dataclass(frozen=True)

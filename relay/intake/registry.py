@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from relay.intake.files import FileStamp, MappingFile, scan, source_name
+from relay.intake.lastgood import LastGood
 from relay.mapping.lint import compile_file
 from relay.mapping.model import Problem
 from relay.mapping.source import Source
@@ -59,20 +60,23 @@ class ReloadReport:
 
 class SourceRegistry:
     def __init__(self, sources: Mapping[str, Source], problems: Sequence[Problem] = (),
-                 directory: str | Path | None = None) -> None:
+                 directory: str | Path | None = None, last_good: LastGood | None = None) -> None:
         self.directory = Path(directory) if directory is not None else None
+        self.last_good = last_good
         self._snapshot = Snapshot(files={name: LoadedFile(None, source) for name, source in sources.items()},
                                   extra_problems=tuple(problems))
 
     @classmethod
-    def load(cls, directory: str | Path) -> SourceRegistry:
+    def load(cls, directory: str | Path, *, last_good_dir: str | Path | None = None) -> SourceRegistry:
         """Compile every mapping file in ``directory``.
 
         Loaded without the environment on purpose: a source whose secret is unset
         still loads, and each request to it is then refused with a 503 naming the
-        variable, instead of the source vanishing behind a 404.
+        variable, instead of the source vanishing behind a 404. With ``last_good_dir``, each
+        file that compiles is kept there, and a file broken at start serves its kept version.
         """
-        registry = cls({}, directory=directory)
+        last_good = LastGood(last_good_dir) if last_good_dir else None
+        registry = cls({}, directory=directory, last_good=last_good)
         registry.reload()
         return registry
 
@@ -141,7 +145,7 @@ class SourceRegistry:
             if before is not None and before.stamp == item.stamp and not force:
                 files[name] = before
                 continue
-            files[name] = compile_loaded(item, before)
+            files[name] = compile_loaded(item, before, self.last_good)
             if files[name].broken:
                 broken.append(name)
             elif before is None or before.source is None:
@@ -149,14 +153,21 @@ class SourceRegistry:
             else:
                 updated.append(name)
         removed = tuple(sorted(set(old.files) - set(files)))
+        if self.last_good is not None:
+            for name in removed:
+                self.last_good.forget(name)
         self._snapshot = Snapshot(files=files, extra_problems=tuple(listing_problems))
         return ReloadReport(tuple(added), tuple(updated), removed, tuple(broken))
 
 
-def compile_loaded(item: MappingFile, before: LoadedFile | None) -> LoadedFile:
-    """The file compiled afresh; on errors the previous source (if any) is kept serving."""
+def compile_loaded(item: MappingFile, before: LoadedFile | None, last_good: LastGood | None = None) -> LoadedFile:
+    """The file compiled afresh; on errors the previous source (in memory, else on disk) keeps serving."""
     source, problems = compile_file(item.path, env=None)
     if source is not None:
+        if last_good is not None:
+            last_good.remember(item.name, item.path)
         return LoadedFile(item.stamp, source, tuple(problems))
     kept = before.source if before is not None else None
+    if kept is None and last_good is not None:
+        kept = last_good.recall(item.name)
     return LoadedFile(item.stamp, kept, tuple(problems), broken=True)

@@ -14,6 +14,8 @@ import email.parser
 import email.policy
 import email.utils
 import json
+import math
+import re
 from typing import Any, Iterable
 from urllib.parse import parse_qsl
 
@@ -115,7 +117,14 @@ def _sniffed_fields(body: bytes, content_type: str, charset: str | None) -> dict
 def _json_fields(body: bytes, content_type: str, charset: str | None) -> dict[str, Any]:
     text = _decode(body, charset, content_type)
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except _NonFinite as error:
+        position = _non_finite_position(text, error.literal)
+        line = text.count("\n", 0, position) + 1
+        column = position - text.rfind("\n", 0, position)
+        raise MalformedBody(f"invalid JSON at line {line} column {column}: the number {error.literal[:40]} "
+                            "is too large to be sent on", content_type=content_type or None,
+                            position=position, line=line, column=column) from None
     except json.JSONDecodeError as error:
         raise MalformedBody(f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}",
                             content_type=content_type or None, position=error.pos,
@@ -128,6 +137,31 @@ def _json_fields(body: bytes, content_type: str, charset: str | None) -> dict[st
     if isinstance(value, list):
         return {"items": value}
     raise MalformedBody("a JSON body must be an object or an array", content_type=content_type or None)
+
+
+class _NonFinite(ValueError):
+    def __init__(self, literal: str) -> None:
+        super().__init__(literal)
+        self.literal = literal
+
+
+# A string, or a number outside strings: where a non-finite number sits in the text.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?[eE][-+]?\d+|-?\d+\.\d+')
+
+
+def _finite_float(literal: str) -> float:
+    # 1e999 reads as inf, which no JSON encoder writes back: refuse it at the door.
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _NonFinite(literal)
+    return value
+
+
+def _non_finite_position(text: str, literal: str) -> int:
+    for match in _JSON_TOKEN.finditer(text):
+        if match.group() == literal:
+            return match.start()
+    return 0
 
 
 def _reject_constant(name: str) -> Any:

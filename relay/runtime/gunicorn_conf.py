@@ -5,7 +5,7 @@ one command starts both. On SIGTERM gunicorn stops accepting, lets requests in
 flight finish, then each worker stops its dispatcher; leads still queued stay in
 the outbox for the next start.
 
-The master imports only this module, the settings and the logging setup: the
+The master imports only this module, the settings, the logging setup and the worker class: the
 Flask app is built in each worker (``wsgi_app``), never in the master.
 """
 from __future__ import annotations
@@ -39,7 +39,8 @@ if not settings.metrics_dir:
 wsgi_app = "relay.web:create_app()"
 bind = settings.bind
 workers = settings.workers
-worker_class = "gthread"
+# gthread whose event loop reads each request whole before a thread takes it (slow clients).
+worker_class = "relay.runtime.prereader.PrereadingWorker"
 threads = settings.threads
 timeout = settings.timeout_s
 graceful_timeout = settings.graceful_timeout_s
@@ -94,5 +95,12 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
+    """Every worker is gone: fold SQLite's write-ahead log in, so relay.db alone is the whole outbox."""
+    from relay.store import open_store
+
+    try:
+        open_store(settings.database_url, synchronous=settings.sqlite_synchronous, migrate=False).close()
+    except Exception as exc:  # stopping anyway: say why the file may still need its -wal
+        server.log.warning("outbox not checkpointed at exit: %s", exc)
     if owned_metrics_dir:
         shutil.rmtree(owned_metrics_dir, ignore_errors=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import builtins
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 # Lifecycle:  queued -> (claimed, leased) -> delivered | retry -> ... | dead
 #             fetching -> (claimed) -> resolved to queued | rejected | dropped, or dead
@@ -278,6 +278,23 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def pending_stats(self, now: float) -> PendingStats: ...
+
+    # --- retention and erasure (relay.store.retention) ---
+
+    def redact(self, older_than: Mapping[str, float], now: float) -> int:
+        """Blank the personal data of leads of each status received before its cutoff; how many."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement redact()")
+
+    def redacted_at(self, lead_id: str) -> float | None:
+        raise NotImplementedError(f"{type(self).__name__} does not implement redacted_at()")
+
+    def take_turn(self, task: str, owner: str, interval_s: float, now: float) -> bool:
+        """True for exactly one caller per ``interval_s`` across every process sharing the store."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement take_turn()")
+
+    def forget(self, *, phone: str | None = None, email: str | None = None) -> Any:
+        """Delete every stored trace of one phone or email; a ``relay.store.retention.Forgotten``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement forget()")
 
     @abc.abstractmethod
     def check_writable(self) -> None:

@@ -20,6 +20,13 @@ BATCH_COLUMNS: tuple[str, ...] = (
     "CREATE INDEX leads_batch ON leads (batch_id)",
 )
 
+# Retention and erasure: when a lead's personal data was blanked, and whose turn the periodic
+# work is (one row per task, taken by the first process whose interval has come).
+RETENTION = (
+    "ALTER TABLE leads ADD COLUMN redacted_at REAL",
+    "CREATE TABLE maintenance (task TEXT PRIMARY KEY, owner TEXT NOT NULL, run_at REAL NOT NULL)",
+)
+
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (1, (
         """CREATE TABLE leads (
@@ -76,6 +83,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY, beat_at REAL NOT NULL)",
     )),
     (2, BATCH_COLUMNS),
+    (4, RETENTION),
 )
 
 

@@ -76,6 +76,12 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         "CREATE INDEX leads_claimable ON leads (next_attempt_at, id)"
         " WHERE status IN ('fetching', 'queued', 'retry')",
     )),
+    # Retention and erasure (see relay.store.retention).
+    (4, (
+        "ALTER TABLE leads ADD COLUMN redacted_at DOUBLE PRECISION",
+        "CREATE TABLE maintenance (task TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+        " run_at DOUBLE PRECISION NOT NULL)",
+    )),
 )
 
 MIGRATIONS = (*MIGRATIONS, (3, (

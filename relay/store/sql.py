@@ -31,6 +31,7 @@ from relay.store.base import (
     SourceActivity,
     Store,
 )
+from relay.store.retention import RetentionSql
 from relay.store.rows import (
     LEAD_COLUMNS,
     LEAD_FIELDS,
@@ -97,7 +98,7 @@ def one(tx: Tx, statement: str, params: Params | None = None) -> Row | None:
     return rows[0] if rows else None
 
 
-class SqlStore(Store):
+class SqlStore(RetentionSql, Store):
     """Store on a SQL database; subclasses supply connections and dialect details."""
 
     migrations: Migrations = ()

@@ -157,9 +157,19 @@ class SQLiteStore(SqlStore):
         tx.run(f"PRAGMA user_version = {int(version)}")
 
     def close(self) -> None:
+        """Close every connection, after folding the write-ahead log back into the file.
+
+        Without the checkpoint, recent leads live only in ``relay.db-wal``: a copy of
+        ``relay.db`` alone taken after a clean stop would miss them. Another process still
+        reading keeps part of the log; the last one to close folds in the rest.
+        """
         with self._connections_lock:
             connections = list(self._connections)
             self._connections = weakref.WeakSet()
+        with contextlib.suppress(sqlite3.Error, OSError):
+            checkpointer = connections[0] if connections else self._connect()
+            checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            connections.append(checkpointer)
         for conn in connections:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()

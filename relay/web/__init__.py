@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
         if not Path(settings.mappings_dir).is_dir():
             log.warning("mappings directory %s does not exist: every source answers 404",
                         settings.mappings_dir)
-        registry = SourceRegistry.load(settings.mappings_dir)
+        registry = SourceRegistry.load(settings.mappings_dir, last_good_dir=settings.last_good_path)
     report_mapping_state(registry, settings)
     register_all_secrets(registry, settings.env)
     if store is None:

@@ -64,8 +64,8 @@ def receive(source_name: str) -> Response:
 
 
 def read_body(req: Request, inbound: InboundSettings) -> bytes:
-    body.check_declared_length(req.content_length, inbound.max_body_bytes)
-    return body.read_limited(req.stream, inbound.max_body_bytes)
+    body.check_declared_length(req.content_length, inbound.max_body_bytes, req.stream)
+    return body.read_limited(req.stream, inbound.max_body_bytes, req.content_length)
 
 
 def unchecked_request(req: Request, raw_query: str, raw_body: bytes) -> InboundRequest:

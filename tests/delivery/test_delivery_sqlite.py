@@ -12,6 +12,7 @@ from relay.delivery.client import TrackdriveClient
 from relay.delivery.dispatcher import Dispatcher
 from relay.delivery.ratelimit import TokenBucket
 from relay.delivery.retry import RetryPolicy
+from relay.errors import StoreUnavailable
 from relay.sandbox.server import RunningSandbox
 from relay.store import open_store
 from relay.store.base import Received, Store
@@ -88,3 +89,53 @@ def test_stop_releases_claimed_leads_for_the_next_start(store: Store, sandbox: R
     assert successor.poll_once() == 2
     assert eventually(lambda: all(store.get(i).status == "delivered" for i in ids))
     successor.stop(5)
+
+
+class OutageStore:
+    """The real SQLite outbox, unreachable for ``outage_s`` from the first settle on."""
+
+    def __init__(self, inner: Store, outage_s: float) -> None:
+        self.inner = inner
+        self.outage_s = outage_s
+        self.down_until: float | None = None
+        self.failed_settles = 0
+
+    def _down(self) -> bool:
+        if self.down_until is None:
+            self.down_until = time.monotonic() + self.outage_s
+        return time.monotonic() < self.down_until
+
+    def settle(self, *args: Any, **kwargs: Any) -> bool:
+        if self._down():
+            self.failed_settles += 1
+            raise StoreUnavailable("the outbox is unreachable (test outage)")
+        return self.inner.settle(*args, **kwargs)
+
+    def claim_due(self, *args: Any, **kwargs: Any) -> Any:
+        if self.down_until is not None and time.monotonic() < self.down_until:
+            raise StoreUnavailable("the outbox is unreachable (test outage)")
+        return self.inner.claim_due(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_ten_second_store_outage_while_settling_sends_nothing_twice(store: Store, sandbox: RunningSandbox
+                                                                      ) -> None:
+    lease_s = 12.0  # outlives the outage; giving up on the settle would resend once it runs out
+    flaky = OutageStore(store, outage_s=10.0)
+    lead_ids = [insert(store, create_call(caller_id=f"+1555123{i:04d}").to_dict()) for i in range(6)]
+    workers = [dispatcher(flaky, sandbox, owner=f"w{n}", lease_s=lease_s, poll_interval_s=0.2)  # type: ignore[arg-type]
+               for n in (1, 2)]
+    for worker in workers:
+        worker.start()
+    try:
+        assert eventually(lambda: all(store.get(i).status == "delivered" for i in lead_ids), limit_s=60)
+        time.sleep(lease_s + 2)  # a delivery left unrecorded would be claimed and sent again by now
+    finally:
+        for worker in workers:
+            worker.stop(5)
+    assert flaky.failed_settles > 0
+    sent = [r["lead_id"] for r in received(sandbox)]
+    assert sorted(sent) == sorted(lead_ids), sent
+    assert [store.get(i).attempts for i in lead_ids] == [1] * len(lead_ids)

@@ -15,7 +15,10 @@ ADMIN_TOKEN = "pii-admin-token-5e0c2b7d41"
 PHONE = "+44 20 7946 0958"
 EMAIL = "josé@exämple.com"
 # Every spelling these values can take on the way: as sent, JSON-escaped, percent-encoded, digits only.
-RAW = ("7946 0958", "2079460958", "josé@", "jos\\u00e9@", "jos%C3%A9", "José", "Jos\\u00e9", "Main St")
+RAW = ("7946 0958", "2079460958", "josé@", "jos\\u00e9@", "jos%C3%A9", "José", "Jos\\u00e9", "Main St",
+       "4479460958", "Main+St", "Jos%C3%A9")
+# Spellings only a key gives away: a phone without its +, a percent-encoded key, an address in a query.
+KEYED_QUERY = "mobile=447946095812&first%5Fname=Jos%C3%A9&street_address=1+Main+St"
 
 
 @pytest.fixture
@@ -31,7 +34,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 def test_request_log_and_admin_view_mask_an_international_phone_and_an_idn_email(stack: Stack) -> None:
     body = {"lead_id": "L-pii-1", "phone": PHONE, "email": EMAIL, "first_name": "José",
             "address": {"street": "1 Main St", "state": "Texas"}}
-    query = f"phone={quote(PHONE)}&email={quote(EMAIL)}&first_name={quote('José')}"
+    query = f"phone={quote(PHONE)}&email={quote(EMAIL)}&first_name={quote('José')}&{KEYED_QUERY}"
     response = requests.post(f"{stack.url}/hooks/generic-json?{query}", json=body, timeout=30,
                              headers={"X-Api-Key": SHIPPED_SECRETS["GENERIC_JSON_API_KEY"]})
     assert response.status_code in (202, 422), response.text  # stored either way

@@ -260,3 +260,20 @@ def test_generated_emails_never_survive(email: tuple[str, str], before: str, aft
         assert quote(address, safe="") not in masked
         if len(local) > 1:
             assert f"{local}@" not in masked and f"{quote(local, safe='')}%40" not in masked
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("phone=447946095812&x=1", "phone=***12&x=1"),  # international without its +
+    ("phone=7946-0958", "phone=***58"),  # a local number
+    ('"mobile_phone": "07946 095812"', '"mobile_phone": "***12"'),
+    ('{"caller_id": 447946095812}', '{"caller_id": "***12"}'),
+    ('{\\"cell\\": 447946095812}', '{\\"cell\\": \\"***12\\"}'),  # JSON inside a JSON string
+    ("q=%E2%80%AA%2B44%207946%20095812", "q=%E2%80%AA***12"),  # after a percent-encoded mark
+    ("first%5Fname=Jo", "first%5Fname=J***"),  # a percent-encoded underscore in the key
+])
+def test_phones_under_phone_keys_and_encoded_spellings_are_masked(text: str, shown: str) -> None:
+    assert pii.mask_text(text) == shown
+
+
+def test_phone_keys_leave_other_words_and_empty_values_alone() -> None:
+    assert pii.mask_text("hotel=5 stars&phone=&x=1") == "hotel=5 stars&phone=&x=1"

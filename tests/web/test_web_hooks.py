@@ -9,6 +9,7 @@ from relay.delivery.outcome import Delivered, Failed, RetryLater
 from relay.errors import StoreUnavailable
 from relay.mapping.inbound import IdempotencyKey
 from relay.mapping.model import MASK, InboundSettings, Problem, RateLimit, TokenAuth
+from relay.web.body import DRAIN_BYTES
 from tests.web.web_fakes import FakeDispatcher, FakeSource
 
 
@@ -195,13 +196,14 @@ class CountingStream:
 
 
 def test_chunked_upload_over_limit_is_413_without_reading_it_all(make_app, store):
+    """Only a bounded drain is read past the limit (so the client sees the 413), never the whole upload."""
     app = make_app(limited(5000))
-    stream = CountingStream(10_000_000)
+    stream = CountingStream(100_000_000)
     environ = {"wsgi.input": stream, "wsgi.input_terminated": True, "CONTENT_TYPE": "application/json",
                "HTTP_TRANSFER_ENCODING": "chunked"}
     response = app.test_client().post("/hooks/small", environ_overrides=environ)
     assert response.status_code == 413
-    assert stream.read_bytes <= 5001
+    assert stream.read_bytes <= 5001 + DRAIN_BYTES < 100_000_000
     assert store.list() == []
 
 

@@ -51,7 +51,8 @@ def test_serve_config_can_be_chosen_by_env(monkeypatch):
 PROBE_CONF = """
 import sys
 import relay.runtime.gunicorn_conf as conf
-assert conf.wsgi_app == "relay.web:create_app()" and conf.worker_class == "gthread"
+assert conf.wsgi_app == "relay.web:create_app()"
+assert conf.worker_class == "relay.runtime.prereader.PrereadingWorker"
 assert callable(conf.post_worker_init) and callable(conf.worker_exit)
 assert conf.workers == 3 and conf.threads == 4
 # The master must not build the app: no Flask, no store, no delivery code imported.
