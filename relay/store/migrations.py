@@ -83,7 +83,6 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY, beat_at REAL NOT NULL)",
     )),
     (2, BATCH_COLUMNS),
-    (4, RETENTION),
 )
 
 
@@ -141,3 +140,5 @@ MIGRATIONS = (*MIGRATIONS, (3, (
     *CONSOLE_INDEXES,
     *console_tables("REAL", "INTEGER PRIMARY KEY AUTOINCREMENT"),
 )))
+
+MIGRATIONS = (*MIGRATIONS, (4, RETENTION))  # retention and erasure: relay.store.retention

@@ -76,12 +76,6 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         "CREATE INDEX leads_claimable ON leads (next_attempt_at, id)"
         " WHERE status IN ('fetching', 'queued', 'retry')",
     )),
-    # Retention and erasure (see relay.store.retention).
-    (4, (
-        "ALTER TABLE leads ADD COLUMN redacted_at DOUBLE PRECISION",
-        "CREATE TABLE maintenance (task TEXT PRIMARY KEY, owner TEXT NOT NULL,"
-        " run_at DOUBLE PRECISION NOT NULL)",
-    )),
 )
 
 MIGRATIONS = (*MIGRATIONS, (3, (
@@ -90,4 +84,11 @@ MIGRATIONS = (*MIGRATIONS, (3, (
     " email = lower(trim(call_json::jsonb -> 'body' ->> 'email')) WHERE call_json IS NOT NULL",
     *CONSOLE_INDEXES,
     *console_tables("DOUBLE PRECISION", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+)))
+
+# Retention and erasure (see relay.store.retention).
+MIGRATIONS = (*MIGRATIONS, (4, (
+    "ALTER TABLE leads ADD COLUMN redacted_at DOUBLE PRECISION",
+    "CREATE TABLE maintenance (task TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+    " run_at DOUBLE PRECISION NOT NULL)",
 )))

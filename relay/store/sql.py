@@ -137,14 +137,14 @@ class SqlStore(RetentionSql, Store):
             tx.run("CREATE TABLE IF NOT EXISTS schema_migrations ("
                    f" version INTEGER PRIMARY KEY, applied_at {self.time_type} NOT NULL)")
             applied = {row["version"] for row in tx.all("SELECT version FROM schema_migrations")}
-            for version, statements in self.migrations:
+            for version, statements in sorted(self.migrations, key=lambda migration: migration[0]):
                 if version in applied:
                     continue
                 for statement in statements:
                     tx.run(statement)
                 tx.run("INSERT INTO schema_migrations (version, applied_at) VALUES (:v, :at)",
                        {"v": version, "at": time.time()})
-            self._after_migrating(tx, self.migrations[-1][0])
+            self._after_migrating(tx, max(version for version, _ in self.migrations))
 
         self._write(write)
 
