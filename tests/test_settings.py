@@ -71,3 +71,12 @@ def test_the_cli_stops_on_a_bad_value_with_one_line() -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == ("relay: configuration error: RELAY_MAPPINGS_POLL='often' is not valid: "
                                    "expected a number of at least 0")
+
+
+def test_the_readme_lists_every_variable_the_relay_reads() -> None:
+    from relay.settings import variables
+
+    Settings.from_env({})
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in variables() if f"`{name}`" not in readme]
+    assert missing == []
