@@ -88,13 +88,26 @@ def status_of(stack: Stack, lead_id: str) -> str | None:
 
 def follow(driver: Any, element: Any) -> None:
     """Click a link or a submit button and wait until the next page has replaced this one."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(page))
+
+    def replaced(_: Any) -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            # Mid-navigation, ChromeDriver may report the old node as foreign rather than stale.
+            if "does not belong to the document" in str(exc) or "No node with given id" in str(exc):
+                return True
+            raise
+        return False
+
+    WebDriverWait(driver, 60).until(replaced)
 
 
 def shot(driver: Any, name: str) -> None:
