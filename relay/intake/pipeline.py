@@ -86,7 +86,8 @@ def evaluate(source: Source, request: InboundRequest, *, env: Mapping[str, str] 
     """
     inbound = source.inbound
     try:
-        payload = source.parse(replace(request, query=mapped_query(inbound, request.query)))
+        query = mapped_query(inbound, request.query)
+        payload = source.parse(request if query == request.query else replace(request, query=query))
     except RelayError:
         raise
     except Exception as crash:  # a parser defect: kept for replay rather than answered 400

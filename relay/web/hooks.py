@@ -103,8 +103,10 @@ def authenticated_request(req: Request, state: RelayState, source: Source, raw_q
                            query_pairs=query_pairs, env=state.settings.env)
     if raw_body is None:
         raw_body = read_body(req, inbound)
-    signed = auth.SignedRequest(method=req.method, url=req.base_url, path=req.path, query=raw_query,
-                                headers=headers, body=raw_body)
+    signed = None
+    if auth.signing_spec(inbound) is not None:  # building the URL is not free: only when it is signed
+        signed = auth.SignedRequest(method=req.method, url=req.base_url, path=req.path, query=raw_query,
+                                    headers=headers, body=raw_body)
     auth.check_body(inbound, headers=headers, body=raw_body, env=state.settings.env, request=signed)
     token_parameter = inbound.token.query if inbound.token else None
     return InboundRequest(

@@ -1,6 +1,7 @@
 """What of a vendor request is kept with the lead: no credential ever reaches the outbox."""
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Mapping
 from urllib.parse import unquote_plus
 
@@ -36,21 +37,37 @@ def kept_headers(environ: Mapping[str, Any], inbound: InboundSettings,
     header the mapping reads must be kept, or replaying the stored request would read
     something else than the live request did.
     """
-    credentials = {name.lower(): name for name in credential_headers(inbound)}
-    kept = {name: MASK for name in credentials.values() if header_value(environ, name) is not None}
-    for name in (*KEPT_HEADERS, *also):
-        value = header_value(environ, name)
-        if value is not None and name.lower() not in credentials:
-            kept[name] = value
+    kept: dict[str, str] = {}
+    for environ_key, name, masked in header_plan(inbound, also):
+        value = environ.get(environ_key)
+        if value:
+            kept[name] = MASK if masked else value
     return kept
 
 
-def header_value(environ: Mapping[str, Any], name: str) -> str | None:
-    """A header as WSGI holds it: ``X-Api-Key`` under ``HTTP_X_API_KEY``."""
+def header_plan(inbound: InboundSettings, also: tuple[str, ...]) -> tuple[tuple[str, str, bool], ...]:
+    """(environ key, header name, masked) for each header worth keeping; worked out once per source."""
+    try:
+        return _cached_plan(inbound, also)
+    except TypeError:  # settings holding something unhashable: work it out each time
+        return _plan(inbound, also)
+
+
+def _plan(inbound: InboundSettings, also: tuple[str, ...]) -> tuple[tuple[str, str, bool], ...]:
+    credentials = {name.lower(): name for name in credential_headers(inbound)}
+    plan = [(environ_key(name), name, True) for name in credentials.values()]
+    plan += [(environ_key(name), name, False) for name in dict.fromkeys((*KEPT_HEADERS, *also))
+             if name.lower() not in credentials]
+    return tuple(plan)
+
+
+_cached_plan = lru_cache(maxsize=256)(_plan)
+
+
+def environ_key(name: str) -> str:
+    """Where WSGI holds a header: ``X-Api-Key`` under ``HTTP_X_API_KEY``."""
     key = name.upper().replace("-", "_")
-    if key in BODY_ENVIRON_KEYS:
-        return environ.get(key) or None  # an empty Content-Type is no header at all
-    return environ.get(f"HTTP_{key}")
+    return key if key in BODY_ENVIRON_KEYS else f"HTTP_{key}"
 
 
 def query_without(query: str, parameter: str | None) -> str:

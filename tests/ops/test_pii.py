@@ -185,7 +185,10 @@ def international_phones(draw: st.DrawFn) -> tuple[str, str]:
                                                       for _ in range(draw(st.integers(6, 10))))
     groups, rest = [], national
     while rest:
-        size = draw(st.integers(1, 4))
+        # Numbers are written in groups of two to four digits; only the first may be one (+33 6 12 ...).
+        size = draw(st.integers(1 if not groups else 2, 4))
+        if len(rest) - size == 1:
+            size += 1
         groups.append(rest[:size])
         rest = rest[size:]
     sep = draw(SEPARATORS)
