@@ -23,10 +23,12 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from relay import metrics
 from relay.delivery.outcome import Failed, RetryLater, parse_retry_after, truncate_body
 from relay.delivery.ratelimit import TokenBucket
 from relay.delivery.resolve import Resolution, Resolved
 from relay.intake.pipeline import evaluate, map_lead, status_of
+from relay.mapping import conditions
 from relay.mapping.fetch import FetchSpec, MissingValue, fetched_payload
 from relay.mapping.model import Drop, InboundRequest, Refusal, TrackdriveCall
 from relay.mapping.source import Source
@@ -63,7 +65,7 @@ class Fetcher:
         if isinstance(part, Refusal):
             return _resolution(part, None, source.version)
         if source.fetch is None:  # the mapping no longer fetches: map what was stored
-            return _mapped(source, part, part)
+            return self._mapped(source, part, part, lead)
         return self._fetch(source, source.fetch, lead, part)
 
     def _part_of(self, source: Source, lead: Lead) -> Any:
@@ -105,16 +107,16 @@ class Fetcher:
         with response:
             status, body = response.status_code, _read(response)
             headers = dict(response.headers)
-        return self._classify(source, spec, part, vendor, status, body, headers)
+        return self._classify(source, spec, lead, part, vendor, status, body, headers)
 
-    def _classify(self, source: Source, spec: FetchSpec, part: Any, vendor: str, status: int,
+    def _classify(self, source: Source, spec: FetchSpec, lead: Lead, part: Any, vendor: str, status: int,
                   body: str, headers: Mapping[str, str]) -> Resolved:
         if 200 <= status < 300:
             try:
                 fetched = json.loads(body)
             except ValueError:
                 return Failed("vendor_bad_response", status, f"{vendor} answered {status} without JSON")
-            return _mapped(source, fetched_payload(fetched, part), fetched)
+            return self._mapped(source, fetched_payload(fetched, part), fetched, lead)
         detail = vendor_detail(body)
         if status in RETRY_STATUSES or status >= 500:
             retry_after = parse_retry_after(_header(headers, "Retry-After"), time.time())
@@ -129,20 +131,24 @@ class Fetcher:
                           f"{vendor} has no such lead, or not for this token ({detail})")
         return Failed("vendor_rejected", status, f"{vendor} answered {status} ({detail})")
 
+    def _mapped(self, source: Source, payload: Any, fetched: Any, lead: Lead) -> Resolution:
+        """The lead mapped as intake maps one: ``${ENV}`` conditions read the relay's environment,
+        and a crash is as loud as at intake (traceback, lead id, metric), kept as mapping_error."""
+        with conditions.environment(self.env):
+            outcome, crash = map_lead(source, payload)
+        if crash is not None:
+            log.error("mapping for source %s crashed on fetched lead %s; it is stored as rejected for replay",
+                      source.name, lead.id, exc_info=(type(crash), crash, crash.__traceback__),
+                      extra={"source": source.name, "lead_id": lead.id, "event": "mapping_crash"})
+            metrics.record_mapping_crash(source.name)
+        return _resolution(outcome, fetched, source.version)
+
     def _limit(self, name: str, rate_per_s: float) -> TokenBucket:
         with self._lock:
             bucket = self._limits.get(name)
             if bucket is None or bucket.rate_per_s != rate_per_s:
                 bucket = self._limits[name] = TokenBucket(rate_per_s)
             return bucket
-
-
-def _mapped(source: Source, payload: Any, fetched: Any) -> Resolution:
-    outcome, crash = map_lead(source, payload)
-    if crash is not None:
-        log.error("the mapping failed on a fetched lead: %s", type(crash).__name__,
-                  extra={"source": source.name, "result": "mapping_error"})
-    return _resolution(outcome, fetched, source.version)
 
 
 def _resolution(outcome: TrackdriveCall | Refusal | Drop, fetched: Any, version: str) -> Resolution:

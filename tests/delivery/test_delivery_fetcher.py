@@ -110,3 +110,38 @@ def test_an_unset_token_waits_for_the_operator(fetcher: Fetcher) -> None:
 def test_a_source_that_was_removed_waits(fetcher: Fetcher) -> None:
     fetcher.sources = {}
     assert isinstance(fetcher.resolve(lead(["1008"])), RetryLater)
+
+
+def with_route(tmp_path: Path, route: str) -> Path:
+    """The shipped mappings with one route added to facebook-leadgen."""
+    import shutil
+
+    shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
+    path = tmp_path / "mappings" / "facebook-leadgen.yaml"
+    path.write_text(path.read_text() + route)
+    return path
+
+
+def test_env_conditions_are_read_after_the_fetch_as_at_intake(graph: RunningSandbox, tmp_path: Path) -> None:
+    path = with_route(tmp_path, '\nroutes:\n  - name: vip\n    when: {path: $.form_id, equals: "${VIP_FORM}"}\n'
+                                '    data: {vip_form: "yes"}\n')
+    env = {"FACEBOOK_GRAPH_URL": graph.url, "FACEBOOK_PAGE_TOKEN": TOKEN, "FACEBOOK_APP_SECRET": APP_SECRET,
+           "VIP_FORM": "881234567890123"}  # the stand-in's form
+    outcome = Fetcher({"facebook-leadgen": load_source(path)}, env).resolve(lead(["1005"]))
+    assert isinstance(outcome, Resolution) and outcome.call is not None
+    assert outcome.call["route"] == "vip" and outcome.call["body"]["data"]["vip_form"] == "yes"
+
+
+def test_a_mapping_crash_after_the_fetch_is_loud_and_kept(fetcher: Fetcher, caplog: pytest.LogCaptureFixture,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from relay.mapping.source import Source
+
+    def explode(self: Source, payload: object) -> object:
+        raise KeyError("planted")
+
+    monkeypatch.setattr(Source, "map_payload", explode)
+    outcome = fetcher.resolve(lead(["1006"]))
+    assert isinstance(outcome, Resolution) and outcome.status == "rejected"
+    assert outcome.error is not None and outcome.error["rule"] == "mapping_error"
+    [line] = [r for r in caplog.records if getattr(r, "event", "") == "mapping_crash"]
+    assert line.lead_id == "L1" and line.exc_info and line.exc_info[0] is KeyError
