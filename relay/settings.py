@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Mapping, TypeVar
 
 from relay.words import FALSE_WORDS, TRUE_WORDS, boolean_word
@@ -152,9 +152,6 @@ class Settings:
         value = self.env.get(name)
         return value if value and value.strip() else None
 
-    def with_env(self, **changes: str) -> Settings:
-        """The same settings over an environment with some variables changed (tests, ``make run``)."""
-        return Settings.from_env({**self.env, **changes})
 
 
 def variables() -> list[str]:
@@ -268,5 +265,3 @@ class _Reader:
             return value
         return self._parsed(name, default, parse, "one of " + ", ".join(choices))
 
-
-FIELD_NAMES = tuple(item.name for item in fields(Settings))

@@ -27,10 +27,6 @@ class MappingFile:
     stamp: FileStamp
 
 
-def is_test_file(path: Path) -> bool:
-    return path.name.endswith(TEST_SUFFIXES)
-
-
 def is_mapping_file_name(name: str) -> bool:
     return name.endswith(MAPPING_SUFFIXES) and not name.endswith(TEST_SUFFIXES) and not name.startswith(".")
 

@@ -26,9 +26,8 @@ HOOKS_ENDPOINT = "hooks.receive"
 # Polled every few seconds by load balancers and Prometheus: logged at debug only.
 QUIET_PATHS = ("/healthz", "/readyz", "/metrics")
 
-# How a request ended, by its error code or its lead's status: both derived from relay.outcomes.
+# How a request that failed is counted, by its error code: derived from relay.outcomes.
 OUTCOME_BY_CODE = {o.name: o.metric for o in outcomes.OUTCOMES.values() if o.is_error}
-OUTCOME_BY_STATUS = {o.name: o.metric for o in outcomes.OUTCOMES.values() if o.lead_status}
 
 
 def register_mapping_secrets(registry: Any, env: Mapping[str, str]) -> None:
