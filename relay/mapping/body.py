@@ -10,9 +10,6 @@ Any bytes that cannot be read give a 400 ``MalformedBody`` or a 415
 from __future__ import annotations
 
 import codecs
-import email.parser
-import email.policy
-import email.utils
 import json
 import math
 import re
@@ -20,6 +17,7 @@ from typing import Any, Iterable
 from urllib.parse import parse_qsl
 
 from relay.errors import FilesRefused, MalformedBody, RelayError, UnsupportedMediaType
+from relay.mapping import multipart
 from relay.mapping.model import InboundRequest
 from relay.mapping.xmlbody import looks_like_xml, xml_fields
 
@@ -31,7 +29,6 @@ SNIFFED_TYPES = frozenset({"", "text/plain", "application/octet-stream"})
 # Longest first: the UTF-32 little-endian BOM starts with the UTF-16 one.
 _BOMS = ((codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF32_LE, "utf-32"),
          (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_BE, "utf-16"), (codecs.BOM_UTF16_LE, "utf-16"))
-_MULTIPART_PARSER = email.parser.BytesParser(policy=email.policy.HTTP)
 MAX_FIELDS = 10_000
 
 
@@ -208,44 +205,27 @@ def _form_fields(body: bytes, content_type: str, charset: str | None) -> dict[st
 def _multipart_fields(body: bytes, content_type: str, params: dict[str, str], files: str) -> dict[str, Any]:
     if not params.get("boundary"):
         raise MalformedBody("multipart body without a boundary parameter", content_type=content_type)
-    head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
-    message = _MULTIPART_PARSER.parsebytes(head + body)
-    if not message.is_multipart() or any(_fatal(defect) for defect in message.defects):
-        raise MalformedBody("malformed multipart body (boundary not found or not closed)",
-                            content_type=content_type)
+    try:
+        parts = multipart.parse_parts(body, params["boundary"])
+    except multipart.MultipartError as error:
+        raise MalformedBody(f"malformed multipart body ({error})", content_type=content_type) from None
     default_charset = _known_charset(params["charset"], content_type) if params.get("charset") else "utf-8"
     pairs = []
-    for part in message.iter_parts():
-        name = _unescape(part.get_param("name", header="content-disposition"))
-        if not name:
+    for part in parts:
+        if not part.name:
             continue
-        if part.get_param("filename", header="content-disposition") is not None or part.is_multipart():
+        if part.filename is not None or part.content_type.startswith("multipart/"):
             if files == "refuse":
-                raise FilesRefused(f"file uploads are not accepted (field {name!r})", field=name)
+                raise FilesRefused(f"file uploads are not accepted (field {part.name!r})", field=part.name)
             continue
-        pairs.append((name, _part_text(part, name, default_charset, content_type)))
+        pairs.append((part.name, _part_text(part, default_charset, content_type)))
     return _collect(pairs)
 
 
-def _fatal(defect: Exception) -> bool:
-    return type(defect).__name__ in ("StartBoundaryNotFoundDefect", "NoBoundaryInMultipartDefect",
-                                     "CloseBoundaryNotFoundDefect")
-
-
-def _unescape(value: Any) -> str:
-    """Header parameters arrive with raw 8-bit bytes as surrogates; read them as UTF-8."""
-    if isinstance(value, tuple):  # RFC 2231 (charset, language, text)
-        value = email.utils.collapse_rfc2231_value(value)
-    if not isinstance(value, str):
-        return ""
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _part_text(part: Any, name: str, default_charset: str, content_type: str) -> str:
-    raw = part.get_payload(decode=True) or b""
-    charset = part.get_content_charset() or default_charset
+def _part_text(part: multipart.Part, default_charset: str, content_type: str) -> str:
+    charset = part.charset or default_charset
     try:
-        return raw.decode(_known_charset(charset, content_type))
+        return part.content.decode(_known_charset(charset, content_type))
     except UnicodeDecodeError as error:
-        raise MalformedBody(f"multipart field {name!r} is not valid {charset}", field=name,
+        raise MalformedBody(f"multipart field {part.name!r} is not valid {charset}", field=part.name,
                             content_type=content_type, position=error.start) from None

@@ -137,11 +137,17 @@ class FilteredPath(CompiledPath):
         else:
             return []
         found = []
+        tests, suffix = self.tests, self.suffix
         for element in candidates:
-            # A string literal equals only a string (never a number, as RFC 9535 has it).
-            if isinstance(element, dict) and all(isinstance(element.get(key), str) and element[key] == literal
-                                                 for key, literal in self.tests):
-                value = walk(element, self.suffix)
+            if not isinstance(element, dict):
+                continue
+            # Each literal is a str, and a str equals only a str: never a number, as RFC 9535
+            # has it. A plain loop: this runs for every element of a form's field list.
+            for key, literal in tests:
+                if element.get(key) != literal:
+                    break
+            else:
+                value = walk(element, suffix) if suffix else element
                 if value is not MISSING:
                     found.append(value)
         return found

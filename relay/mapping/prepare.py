@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable
+from functools import lru_cache
+from typing import Any, Callable, NamedTuple
 
 from relay.errors import MalformedBody
 from relay.mapping.paths import MISSING, CompiledPath, compile_path, walk
@@ -179,21 +180,100 @@ def nest_brackets(payload: Any) -> Any:
     """
     if not isinstance(payload, dict) or not any("[" in key for key in payload):
         return payload
-    plain = {key for key in payload if not _BRACKET_KEY.match(key)}
+    if all(type(value) is str for value in payload.values()):
+        # A vendor posts the same form over and over: its nesting is worked out once.
+        layout = _layout_of(tuple(payload))
+        if layout is not None:
+            return _filled(layout, tuple(payload.values()))
+    return _nested(payload)
+
+
+def _nested(payload: dict[str, Any]) -> dict[str, Any]:
+    plain = {key for key in payload if "[" not in key or _bracket_key(key) is None}
     result: dict[str, Any] = {}
+    # Only these can hold a dict keyed by indexes; a form's text fields never do.
+    to_convert: set[str] = set()
     for key, value in payload.items():
-        match = None if key in plain else _BRACKET_KEY.match(key)
-        if match is None:
+        parsed = None if key in plain else _bracket_key(key)
+        if parsed is None:
             result[key] = value
-            continue
-        parts = [match.group(1), *_SEGMENT.findall(match.group(2))]
-        if match.group(1) in plain or not _insert(result, parts, value):
+        elif parsed.parts[0] in plain or not _insert(result, parsed, value):
             result.setdefault(key, value)
-    return {key: _lists_from_indexes(value) for key, value in result.items()}
+        elif parsed.indexed or not isinstance(value, str):
+            to_convert.add(parsed.parts[0])
+            continue
+        if not isinstance(value, str):
+            to_convert.add(key)
+    for key in to_convert:
+        result[key] = _lists_from_indexes(result[key])
+    return result
 
 
-def _insert(container: Any, parts: list[str], value: Any) -> bool:
-    """Place ``value`` at ``parts`` below ``container``; False on a collision."""
+# (key, position of its value in the payload, or the layout of a nested dict), in order.
+Layout = tuple[tuple[str, Any], ...]
+
+
+@lru_cache(maxsize=256)
+def _layout_of(keys: tuple[str, ...]) -> Layout | None:
+    """Where each value of a text-only payload with these keys lands; None when a key
+    appends or indexes (``a[]``, ``a[0]``), whose result depends on more than the keys."""
+    parsed = [_bracket_key(key) for key in keys]
+    if any(key is not None and (key.appends or key.indexed) for key in parsed):
+        return None
+    return _layout(_nested({key: _Position(index) for index, key in enumerate(keys)}))
+
+
+class _Position(int):
+    """A value's place in the payload, standing in for the text while the layout is built."""
+
+
+def _layout(nested: dict[str, Any]) -> Layout:
+    return tuple((key, int(value) if isinstance(value, _Position) else _layout(value))
+                 for key, value in nested.items())
+
+
+def _filled(layout: Layout, values: tuple[str, ...]) -> dict[str, Any]:
+    return {key: values[where] if type(where) is int else _filled(where, values) for key, where in layout}
+
+
+class _BracketKey(NamedTuple):
+    parts: tuple[str, ...]  # fields[phone][value] -> ("fields", "phone", "value")
+    appends: bool  # a part is empty: a[] appends to a list
+    indexed: bool  # a part is an index: a[0]
+
+
+@lru_cache(maxsize=4096)
+def _bracket_key(key: str) -> _BracketKey | None:
+    """The parts of a bracket key, None for a plain key. Cached: a vendor sends the same keys
+    with every lead."""
+    match = _BRACKET_KEY.match(key)
+    if match is None:
+        return None
+    parts = (match.group(1), *_SEGMENT.findall(match.group(2)))
+    return _BracketKey(parts, "" in parts, any(part.isdigit() for part in parts[1:]))
+
+
+def _insert(container: dict[str, Any], key: _BracketKey, value: Any) -> bool:
+    """Place ``value`` at ``key.parts`` below ``container``; False on a collision."""
+    if key.appends:
+        return _insert_appending(container, key.parts, value)
+    parts = key.parts
+    below: Any = container
+    for part in parts[:-1]:
+        child = below.get(part)
+        if child is None:
+            child = below[part] = {}
+        elif not isinstance(child, dict):
+            return False
+        below = child
+    if parts[-1] in below:
+        return False
+    below[parts[-1]] = value
+    return True
+
+
+def _insert_appending(container: Any, parts: tuple[str, ...], value: Any) -> bool:
+    """:func:`_insert` for keys with ``[]``, which make and extend lists."""
     part, rest = parts[0], parts[1:]
     if isinstance(container, list):
         if part != "":
@@ -203,7 +283,7 @@ def _insert(container: Any, parts: list[str], value: Any) -> bool:
             return True
         child: Any = [] if rest[0] == "" else {}
         container.append(child)
-        return _insert(child, rest, value)
+        return _insert_appending(child, rest, value)
     if part == "":
         return False
     if not rest:
@@ -216,11 +296,13 @@ def _insert(container: Any, parts: list[str], value: Any) -> bool:
         child = container[part] = [] if rest[0] == "" else {}
     elif isinstance(child, list) != (rest[0] == "") or not isinstance(child, (dict, list)):
         return False
-    return _insert(child, rest, value)
+    return _insert_appending(child, rest, value)
 
 
 def _lists_from_indexes(value: Any) -> Any:
     """Dicts keyed only by indexes (``a[0]``, ``a[1]``) become lists, in index order."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, list):
         return [_lists_from_indexes(item) for item in value]
     if not isinstance(value, dict):

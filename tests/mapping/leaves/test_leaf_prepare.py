@@ -1,8 +1,11 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay.errors import MalformedBody
+from relay.mapping import prepare
 from relay.mapping.body import parse_request
 from relay.mapping.prepare import compile_step, nest_brackets, unwrap_lists
 
@@ -113,6 +116,23 @@ def test_brackets_repeated_append_and_collisions_keep_literal_keys():
     assert nest_brackets({"a[b]": "1", "a[b][c]": "2"}) == {"a": {"b": "1"}, "a[b][c]": "2"}
     assert nest_brackets({"a[][n]": "1"}) == {"a": [{"n": "1"}]}
     assert nest_brackets({"0": "x"}) == {"0": "x"}  # the top level never turns into a list
+
+
+BRACKET_KEYS = st.lists(st.builds(lambda head, parts: head + "".join(f"[{part}]" for part in parts),
+                                  st.sampled_from(["a", "b", "a[b]", "c["]),
+                                  st.lists(st.sampled_from(["b", "c", "0", "1", ""]), max_size=3)),
+                        max_size=8, unique=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(BRACKET_KEYS, st.data())
+def test_brackets_laid_out_once_place_every_value_as_one_by_one(keys, data):
+    # A text-only payload takes the cached layout; the general walk is the reference.
+    values = data.draw(st.lists(st.text(max_size=3), min_size=len(keys), max_size=len(keys)))
+    payload = dict(zip(keys, values, strict=True))
+    assert nest_brackets(payload) == prepare._nested(payload)
+    again = {key: value + "!" for key, value in payload.items()}
+    assert nest_brackets(again) == prepare._nested(again)
 
 
 def test_brackets_on_a_real_form_post():
