@@ -1,13 +1,14 @@
-"""Group commit: one writer thread per process runs the writes of many threads in one transaction.
+"""Group commit: the writes of many threads share one transaction and one commit.
 
 With ``synchronous=FULL`` every commit waits for the disk, and every writer
 waits for SQLite's file lock (whose busy handler sleeps in steps of several
 milliseconds). Sixteen request threads each committing their own insert spend
-most of their time in those two waits. Here a request thread hands its write to
-the process's writer and blocks on a future; the writer takes whatever writes
-are waiting, runs them in one ``BEGIN IMMEDIATE`` transaction and commits once.
-An idle writer runs a lone write at once, so a quiet relay pays no extra latency;
-a busy one pays one disk sync for a whole batch.
+most of their time in those two waits. Here a thread with a write queues it; if no
+commit is running, it becomes the leader: it takes every write waiting, runs them
+in one ``BEGIN IMMEDIATE`` transaction, commits once and wakes the threads whose
+writes it ran. Writes that arrive meanwhile wait for the next leader. A quiet
+relay's lone write runs at once on its own thread, with no hand-off at all; a busy
+one pays one disk sync for a whole batch.
 
 Each write still commits before its caller returns: nothing is acknowledged
 before it is durable. When one write of a batch raises, the batch is rolled back
@@ -18,18 +19,33 @@ values fixed by their callers (ids, times), so running one again is safe.
 from __future__ import annotations
 
 import os
-import queue
 import sqlite3
 import threading
-from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], T]
-Job = tuple[Write[Any], "Future[Any]"]
 
 MAX_BATCH = 128
+
+
+class _Job(Generic[T]):
+    """One write and what became of it; ``wake`` is released when it is done or must lead."""
+
+    __slots__ = ("done", "error", "result", "wake", "write")
+
+    def __init__(self, write: Write[T]) -> None:
+        self.write = write
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.wake = threading.Lock()
+        self.wake.acquire()
+
+    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        if not self.done:
+            self.result, self.error, self.done = result, error, True
 
 
 class GroupCommitWriter:
@@ -39,66 +55,87 @@ class GroupCommitWriter:
         self._connect = connect
         self._unavailable = unavailable
         self._write_turn = write_turn
-        self._queue: queue.SimpleQueue[Job] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
+        self._fork_guard = threading.Lock()
+        self._start_over()
+
+    def _start_over(self) -> None:
+        # Locks and a connection inherited through fork() may be held by threads that did
+        # not come along: a child process starts with its own.
+        self._pid = os.getpid()
+        self._mutex = threading.Lock()
+        self._waiting: list[_Job[Any]] = []
+        self._committing = False
         self._conn: sqlite3.Connection | None = None
 
     def run(self, write: Write[T]) -> T:
         """Run ``write`` in a committed transaction; raises what it raised, or unavailable."""
-        self._ensure_thread()
-        future: Future[T] = Future()
-        self._queue.put((write, future))
-        return future.result()
+        if self._pid != os.getpid():
+            with self._fork_guard:
+                if self._pid != os.getpid():
+                    self._start_over()
+        job: _Job[T] = _Job(write)
+        with self._mutex:
+            leads = not self._committing
+            if leads:
+                self._committing = True
+            else:
+                self._waiting.append(job)
+        if not leads:
+            job.wake.acquire()  # released once its write is done, or when it is its turn to lead
+        if not job.done:
+            self._lead(job)
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[no-any-return]
 
-    def _ensure_thread(self) -> None:
-        # A writer inherited through fork() is not running in this process: start our own.
-        if self._thread is not None and self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._thread is None or self._pid != os.getpid():
-                self._queue = queue.SimpleQueue()
-                self._conn = None
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._loop, name="relay-outbox-writer", daemon=True)
-                self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                with self._write_turn():
-                    self._commit(batch)
-            except Exception as exc:
-                if self._conn is not None:
-                    _rollback(self._conn)
-                self._conn = None
-                _fail_all(batch, self._unavailable(exc))
-
-    def _commit(self, batch: list[Job]) -> None:
+    def _lead(self, job: _Job[Any]) -> None:
+        """Commit ``job`` with every write waiting, wake their threads, hand the lead on."""
+        with self._mutex:
+            batch = [job, *self._waiting[:MAX_BATCH - 1]]
+            del self._waiting[:MAX_BATCH - 1]
         try:
-            results = self._transaction([write for write, _ in batch])
+            self._commit_turn(batch)
+        finally:
+            for other in batch[1:]:
+                other.wake.release()
+            with self._mutex:
+                successor = self._waiting.pop(0) if self._waiting else None
+                self._committing = successor is not None
+            if successor is not None:
+                successor.wake.release()
+
+    def _commit_turn(self, batch: list[_Job[Any]]) -> None:
+        try:
+            with self._write_turn():
+                self._commit(batch)
+        except BaseException as exc:
+            if self._conn is not None:
+                _rollback(self._conn)
+            self._conn = None
+            for job in batch:
+                job.finish(error=self._unavailable(exc))
+            if not isinstance(exc, Exception):
+                raise  # an interrupt stops the leader's own thread; the others get unavailable
+
+    def _commit(self, batch: list[_Job[Any]]) -> None:
+        try:
+            results = self._transaction([job.write for job in batch])
         except _WriteFailed as failed:
             if len(batch) > 1:
                 # Rolled back whole: run each write alone, so only the failing one fails.
-                for item in batch:
-                    self._commit([item])
+                for job in batch:
+                    self._commit([job])
                 return
             error = failed.cause
-            _fail_all(batch, self._unavailable(error) if isinstance(error, sqlite3.Error) else error)
+            batch[0].finish(error=self._unavailable(error) if isinstance(error, sqlite3.Error) else error)
             return
         except (sqlite3.Error, OSError) as exc:
             self._conn = None
-            _fail_all(batch, self._unavailable(exc))
+            for job in batch:
+                job.finish(error=self._unavailable(exc))
             return
-        for (_, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
+        for job, result in zip(batch, results, strict=True):
+            job.finish(result)
 
     def _transaction(self, writes: list[Write[Any]]) -> list[object]:
         """Every write in one transaction, or none of them (raising _WriteFailed for a write's error)."""
@@ -131,12 +168,6 @@ def _run(conn: sqlite3.Connection, write: Write[Any]) -> object:
         return write(conn)
     except Exception as exc:
         raise _WriteFailed(exc) from exc
-
-
-def _fail_all(batch: list[Job], error: Exception) -> None:
-    for _, future in batch:
-        if not future.done():
-            future.set_exception(error)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

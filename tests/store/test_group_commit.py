@@ -68,3 +68,30 @@ def test_the_writer_survives_a_commit_that_cannot_start(tmp_path: Path) -> None:
     blocker.execute("ROLLBACK")
     writer.run(lambda conn: conn.execute("INSERT INTO t (n) VALUES (4)"))
     assert rows(tmp_path / "db") == [4]
+
+
+def test_a_lone_write_runs_on_its_callers_own_thread(tmp_path: Path) -> None:
+    writer = writer_for(tmp_path / "db")
+    assert writer.run(lambda conn: threading.get_ident()) == threading.get_ident()
+
+
+def test_writes_that_wait_for_a_commit_share_the_next_one(tmp_path: Path) -> None:
+    writer = writer_for(tmp_path / "db")
+    gate, started = threading.Event(), threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        started.set()
+        gate.wait(5)
+
+    with ThreadPoolExecutor(6) as pool:
+        first = pool.submit(writer.run, slow)
+        started.wait(5)
+        waiting = [pool.submit(writer.run, lambda conn, n=n: (conn.execute("INSERT INTO t (n) VALUES (?)", (n,)),
+                                                             threading.get_ident())[1]) for n in range(5)]
+        while len(writer._waiting) < 5:  # every one has queued behind the slow commit
+            threading.Event().wait(0.01)
+        gate.set()
+        first.result()
+        runners = {future.result() for future in waiting}
+    assert len(runners) == 1  # one thread led the next commit and ran all five
+    assert rows(tmp_path / "db") == [0, 1, 2, 3, 4]
