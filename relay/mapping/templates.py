@@ -52,6 +52,13 @@ class _RelaySandbox(ImmutableSandboxedEnvironment):
                 _SAFE_ATTRIBUTES[(kind, attr)] = known
         return known
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # payload.phone on a dict: Jinja tries the attribute first and reads the key after
+        # the AttributeError; a key no dict method shadows gives the same answer at once.
+        if type(obj) is dict and attribute in obj and not hasattr(dict, attribute):
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         # A bound method of a str cannot alter anything, and str.format is already wrapped
         # by getattr before it can be called.
