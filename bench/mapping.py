@@ -71,8 +71,8 @@ def bench_source(source: Source, request: InboundRequest, n: int) -> tuple[str, 
         mapped.append(timings_us(source.map_payload, lambda: copy.deepcopy(payload), max(1, n // BLOCKS)))
         with_parsing.append(timings_us(source.map, lambda: request, max(1, n // BLOCKS)))
     outcome = type(source.map(request)).__name__
-    return (outcome, quietest_median(mapped), percentile(sum(mapped, []), 0.99),
-            quietest_median(with_parsing), percentile(sum(with_parsing, []), 0.99))
+    return (outcome, quietest_median(mapped), percentile([x for block in mapped for x in block], 0.99),
+            quietest_median(with_parsing), percentile([x for block in with_parsing for x in block], 0.99))
 
 
 def quietest_median(blocks: list[list[float]]) -> float:
