@@ -1,6 +1,7 @@
 """The relay side by side with its peers, all delivering to the same fast Trackdrive stand-in.
 
     python bench/peers.py [--seconds 8] [--rounds 5] [--delays 0,200] [--connections 16,64]
+                          [--sides relay,node-red,naive] [--variant t8:RELAY_THREADS=8 ...]
 
 Three sides do the same job (take a JSON lead from wrk, check the API key, map the same
 fields, POST the call to Trackdrive, answer):
@@ -106,21 +107,35 @@ def start_standin(workdir: Path) -> tuple[Process, str]:
     return process, url
 
 
-def start_relay(workdir: Path, standin: str) -> Side:
-    home = workdir / "relay"
+TUNABLE = ("RELAY_WORKERS", "RELAY_THREADS", "RELAY_DELIVERY_CONCURRENCY")
+
+
+def start_relay(workdir: Path, standin: str, name: str = "relay", settings: dict[str, str] | None = None) -> Side:
+    home = workdir / name
     shutil.copytree(ROOT / "mappings", home / "mappings")
     port = free_port()
     env = {**SHIPPED_SECRETS, "RELAY_BIND": f"127.0.0.1:{port}",
            "RELAY_DATABASE_URL": f"sqlite:///{home / 'relay.db'}",
            "RELAY_MAPPINGS_DIR": str(home / "mappings"), "TRACKDRIVE_BASE_URL": standin,
            "RELAY_DRAIN_SECONDS": "0", "RELAY_GRACEFUL_TIMEOUT": "5"}
-    for name in ("RELAY_WORKERS", "RELAY_THREADS", "RELAY_DELIVERY_CONCURRENCY"):
-        if name in os.environ:  # to try other settings: RELAY_THREADS=8 python bench/peers.py
-            env[name] = os.environ[name]
+    for variable in TUNABLE:
+        if variable in os.environ:  # to try other settings: RELAY_THREADS=8 python bench/peers.py
+            env[variable] = os.environ[variable]
+    env.update(settings or {})
     process = Process([str(VENV_BIN / "relay"), "serve"], log_path=home / "relay.log", env=env).start()
     url = f"http://127.0.0.1:{port}"
     process.wait_http(f"{url}/healthz")
-    return Side("relay", process, url)
+    return Side(name, process, url)
+
+
+def variant(text: str) -> tuple[str, dict[str, str]]:
+    """``t8:RELAY_THREADS=8,RELAY_DELIVERY_CONCURRENCY=16`` → a relay side named relay-t8."""
+    name, _, assignments = text.partition(":")
+    settings = dict(item.split("=", 1) for item in assignments.split(",") if item)
+    unknown = set(settings) - set(TUNABLE)
+    if not name or not settings or unknown:
+        raise argparse.ArgumentTypeError(f"expected NAME:VAR=VALUE,... with VAR one of {', '.join(TUNABLE)}")
+    return f"relay-{name}", settings
 
 
 def start_node_red(workdir: Path, standin: str) -> Side:
@@ -283,6 +298,8 @@ def main() -> None:
     parser.add_argument("--delays", type=lambda s: [int(x) for x in s.split(",")], default=[0, 200])
     parser.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64])
     parser.add_argument("--sides", type=lambda s: s.split(","), default=list(SIDES))
+    parser.add_argument("--variant", type=variant, action="append", default=[],
+                        help="one more relay side with other settings, e.g. t8:RELAY_THREADS=8 (repeatable)")
     parser.add_argument("--json", type=Path, help="also write every round here")
     args = parser.parse_args()
     # A SIGTERM must stop every process started here, as Ctrl-C does.
@@ -297,6 +314,8 @@ def main() -> None:
         try:
             for name in args.sides:
                 sides.append(starters[name](workdir, standin_url))
+            for name, settings in args.variant:
+                sides.append(start_relay(workdir, standin_url, name, settings))
             time.sleep(2)
             idle_rss = {side.name: side.rss_mib() for side in sides}
             table = run(sides, standin_url, args)
