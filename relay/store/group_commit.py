@@ -33,11 +33,12 @@ MAX_BATCH = 128
 class _Job(Generic[T]):
     """One write and what became of it; ``wake`` is released when it is done or must lead."""
 
-    __slots__ = ("done", "error", "result", "wake", "write")
+    __slots__ = ("done", "elected", "error", "result", "wake", "write")
 
     def __init__(self, write: Write[T]) -> None:
         self.write = write
         self.done = False
+        self.elected = False  # chosen to lead the next commit
         self.result: Any = None
         self.error: BaseException | None = None
         self.wake = threading.Lock()
@@ -81,7 +82,11 @@ class GroupCommitWriter:
             else:
                 self._waiting.append(job)
         if not leads:
-            job.wake.acquire()  # released once its write is done, or when it is its turn to lead
+            try:
+                job.wake.acquire()  # released once its write is done, or when it is its turn to lead
+            except BaseException:
+                self._abandon(job)
+                raise
         if not job.done:
             self._lead(job)
         if job.error is not None:
@@ -98,11 +103,29 @@ class GroupCommitWriter:
         finally:
             for other in batch[1:]:
                 other.wake.release()
-            with self._mutex:
-                successor = self._waiting.pop(0) if self._waiting else None
-                self._committing = successor is not None
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        """The first write still waiting leads the next commit; none: no commit is running."""
+        with self._mutex:
+            successor = self._waiting.pop(0) if self._waiting else None
             if successor is not None:
-                successor.wake.release()
+                successor.elected = True
+            self._committing = successor is not None
+        if successor is not None:
+            successor.wake.release()
+
+    def _abandon(self, job: _Job[Any]) -> None:
+        """A waiting thread was interrupted. Its write is dropped if still waiting (one in a
+        running commit completes); a lead it was given passes on, or every later write would
+        wait for a commit nobody runs."""
+        with self._mutex:
+            if job in self._waiting:
+                self._waiting.remove(job)
+                return
+            elected = job.elected and not job.done
+        if elected:
+            self._hand_on()
 
     def _commit_turn(self, batch: list[_Job[Any]]) -> None:
         try:

@@ -1,6 +1,7 @@
 """The writer that lets many threads share one commit."""
 from __future__ import annotations
 
+import signal
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -95,3 +96,34 @@ def test_writes_that_wait_for_a_commit_share_the_next_one(tmp_path: Path) -> Non
         runners = {future.result() for future in waiting}
     assert len(runners) == 1  # one thread led the next commit and ran all five
     assert rows(tmp_path / "db") == [0, 1, 2, 3, 4]
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_wait_leaves_the_writer_working(tmp_path: Path) -> None:
+    writer = writer_for(tmp_path / "db")
+    gate, started = threading.Event(), threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        started.set()
+        gate.wait(5)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(writer.run, slow)
+            started.wait(5)
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            with pytest.raises(Interrupted):  # this (main) thread waits behind the slow commit
+                writer.run(lambda conn: conn.execute("INSERT INTO t (n) VALUES (1)"))
+            gate.set()
+            first.result()
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    writer.run(lambda conn: conn.execute("INSERT INTO t (n) VALUES (2)"))
+    assert rows(tmp_path / "db") == [2]  # the interrupted write was dropped, the next one runs
