@@ -1,4 +1,6 @@
 import pytest
+from jinja2 import ChainableUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from relay.mapping.templates import ENVIRONMENT, compile_template
 from relay.mapping.transforms import TransformError
@@ -47,6 +49,11 @@ def test_no_loader_and_no_template_references(text):
     "{{ range(10**9) | list }}",
     "{{ self.__init__.__globals__ }}",
     "{{ payload.items.__self__ }}",
+    "{{ payload.k.__class__ }}",
+    "{{ payload.k.__class__ }}{{ payload.k.__class__ }}",  # the second read comes from the remembered answer
+    "{{ '{0.__class__.__mro__}'.format(payload.k) }}",
+    "{{ '{k.__class__}'.format_map(payload) }}",
+    "{{ payload.k.format.__globals__ }}",
 ])
 def test_sandbox_never_leaks_internals(text):
     template = compile_template(text)
@@ -68,3 +75,14 @@ def test_render_errors_refuse_with_rule_template():
     with pytest.raises(TransformError) as caught:
         compile_template("{{ 1 / 0 }}").render({})
     assert caught.value.rule == "template"
+
+
+@pytest.mark.parametrize("text", [
+    "{{ payload.k.strip().upper() }}", "{{ payload.k.split('v', 1)[0] }}-{{ payload.items }}",
+    "{{ payload.get('k') }}{{ payload.keys | string }}", "{{ payload.n + 1 }}", "{{ '{}!'.format(payload.k) }}",
+])
+def test_the_shortcuts_render_what_the_stock_sandbox_renders(text):
+    # A key named like a dict method ("items", "keys") still gives the method, as in Jinja.
+    context = {"payload": {"k": " value ", "items": "shadowed?", "keys": "also", "n": 41}}
+    stock = ImmutableSandboxedEnvironment(autoescape=False, undefined=ChainableUndefined)
+    assert compile_template(text).render(context) == stock.from_string(text).render(context).strip()
