@@ -49,7 +49,9 @@ def parse_parts(body: bytes, boundary: str) -> list[Part]:
         if body.startswith(b"--", position):
             return parts
         line_end = body.find(b"\n", position)
-        if line_end < 0 or body[position:line_end].strip(b" \t\r"):
+        if line_end < 0:
+            raise MultipartError("the closing boundary was not found")
+        if body[position:line_end].strip(b" \t\r"):
             raise MultipartError("a boundary line has text after the boundary")
         end = _next_delimiter(body, marker, line_end)
         content_end = end - 1 if end > line_end and body[end - 1:end] == b"\r" else end
