@@ -76,22 +76,28 @@ def test_a_lone_write_runs_on_its_callers_own_thread(tmp_path: Path) -> None:
     assert writer.run(lambda conn: threading.get_ident()) == threading.get_ident()
 
 
+class SlowWrite:
+    """A write that holds its commit open until ``gate`` is set; ``started`` once it runs."""
+
+    def __init__(self) -> None:
+        self.gate, self.started = threading.Event(), threading.Event()
+
+    def __call__(self, conn: sqlite3.Connection) -> None:
+        self.started.set()
+        self.gate.wait(5)
+
+
 def test_writes_that_wait_for_a_commit_share_the_next_one(tmp_path: Path) -> None:
     writer = writer_for(tmp_path / "db")
-    gate, started = threading.Event(), threading.Event()
-
-    def slow(conn: sqlite3.Connection) -> None:
-        started.set()
-        gate.wait(5)
-
+    slow = SlowWrite()
     with ThreadPoolExecutor(6) as pool:
         first = pool.submit(writer.run, slow)
-        started.wait(5)
+        slow.started.wait(5)
         waiting = [pool.submit(writer.run, lambda conn, n=n: (conn.execute("INSERT INTO t (n) VALUES (?)", (n,)),
                                                              threading.get_ident())[1]) for n in range(5)]
         while len(writer._waiting) < 5:  # every one has queued behind the slow commit
             threading.Event().wait(0.01)
-        gate.set()
+        slow.gate.set()
         first.result()
         runners = {future.result() for future in waiting}
     assert len(runners) == 1  # one thread led the next commit and ran all five
@@ -104,11 +110,7 @@ class Interrupted(Exception):
 
 def test_an_interrupted_wait_leaves_the_writer_working(tmp_path: Path) -> None:
     writer = writer_for(tmp_path / "db")
-    gate, started = threading.Event(), threading.Event()
-
-    def slow(conn: sqlite3.Connection) -> None:
-        started.set()
-        gate.wait(5)
+    slow = SlowWrite()
 
     def interrupt(signum: int, frame: object) -> None:
         raise Interrupted
@@ -117,11 +119,11 @@ def test_an_interrupted_wait_leaves_the_writer_working(tmp_path: Path) -> None:
     try:
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(writer.run, slow)
-            started.wait(5)
+            slow.started.wait(5)
             signal.setitimer(signal.ITIMER_REAL, 0.2)
             with pytest.raises(Interrupted):  # this (main) thread waits behind the slow commit
                 writer.run(lambda conn: conn.execute("INSERT INTO t (n) VALUES (1)"))
-            gate.set()
+            slow.gate.set()
             first.result()
     finally:
         signal.signal(signal.SIGALRM, previous)
