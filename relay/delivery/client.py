@@ -18,8 +18,8 @@ from importlib import metadata
 from typing import Any, Mapping
 from urllib.parse import urlencode, urlsplit
 
+import certifi
 import urllib3
-from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3 import exceptions as http_errors
 
 from relay.delivery.outcome import Failed, Outcome, RetryLater, classify, truncate_body
@@ -117,8 +117,8 @@ class TrackdriveClient:
 def _build_pools(pool_size: int) -> urllib3.PoolManager:
     # Retries belong to the outbox, which records each attempt: every request passes
     # retries=False. Proxies are never read from the environment; certificates are
-    # checked against the same bundle requests would use.
-    return urllib3.PoolManager(num_pools=8, maxsize=pool_size, ca_certs=DEFAULT_CA_BUNDLE_PATH)
+    # checked against certifi's bundle, the one requests uses.
+    return urllib3.PoolManager(num_pools=8, maxsize=pool_size, ca_certs=certifi.where())
 
 
 def _is_http_url(url: str) -> bool:

@@ -77,3 +77,25 @@ def test_a_bad_setting_stops_the_start_naming_the_variable():
     assert done.returncode == 2
     assert "RELAY_WORKERS='two' is not valid: expected a whole number of at least 1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+PROBE_WORKER = """
+import sys, tempfile
+from relay.runtime.delivery import build_dispatcher
+from relay.settings import Settings
+from relay.web import create_app, relay_state
+workdir = tempfile.mkdtemp()
+app = create_app(Settings(database_url=f"sqlite:///{workdir}/relay.db", mappings_dir=sys.argv[1],
+                          delivery_enabled=False))
+build_dispatcher(relay_state(app))
+print(",".join(name for name in ("requests", "psycopg") if name in sys.modules))
+"""
+
+
+def test_a_worker_on_sqlite_loads_neither_requests_nor_psycopg_until_it_needs_them():
+    # About 4 MiB (requests, taken by the fetch stage on its first fetch) and 12 MiB (psycopg,
+    # for a PostgreSQL outbox) per worker; the shipped mappings include a fetching source.
+    mappings = Path(__file__).resolve().parents[2] / "mappings"
+    done = subprocess.run([sys.executable, "-c", PROBE_WORKER, str(mappings)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
