@@ -206,7 +206,7 @@ def _multipart_fields(body: bytes, content_type: str, params: dict[str, str], fi
     if not params.get("boundary"):
         raise MalformedBody("multipart body without a boundary parameter", content_type=content_type)
     try:
-        parts = multipart.parse_parts(body, params["boundary"])
+        parts = multipart.parse_parts(body, params["boundary"], max_parts=MAX_FIELDS)
     except multipart.MultipartError as error:
         raise MalformedBody(f"malformed multipart body ({error})", content_type=content_type) from None
     default_charset = _known_charset(params["charset"], content_type) if params.get("charset") else "utf-8"

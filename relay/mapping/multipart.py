@@ -37,8 +37,9 @@ _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))', re.
 _QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 
 
-def parse_parts(body: bytes, boundary: str) -> list[Part]:
-    """Every part of ``body``; MultipartError when the boundary is missing or never closed.
+def parse_parts(body: bytes, boundary: str, max_parts: int = 10_000) -> list[Part]:
+    """Every part of ``body``; MultipartError when the boundary is missing or never closed,
+    or when there are more than ``max_parts`` parts.
 
     Lines may end in CRLF, as senders write them, or in a bare LF, as hand-written fixtures do.
     """
@@ -48,6 +49,8 @@ def parse_parts(body: bytes, boundary: str) -> list[Part]:
     while True:
         if body.startswith(b"--", position):
             return parts
+        if len(parts) == max_parts:
+            raise MultipartError(f"more than {max_parts} parts")
         line_end = body.find(b"\n", position)
         if line_end < 0:
             raise MultipartError("the closing boundary was not found")

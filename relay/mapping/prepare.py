@@ -180,7 +180,7 @@ def nest_brackets(payload: Any) -> Any:
     """
     if not isinstance(payload, dict) or not any("[" in key for key in payload):
         return payload
-    if all(type(value) is str for value in payload.values()):
+    if len(payload) <= LAYOUT_MAX_KEYS and all(type(value) is str for value in payload.values()):
         # A vendor posts the same form over and over: its nesting is worked out once.
         layout = _layout_of(tuple(payload))
         if layout is not None:
@@ -211,6 +211,10 @@ def _nested(payload: dict[str, Any]) -> dict[str, Any]:
 
 # (key, position of its value in the payload, or the layout of a nested dict), in order.
 Layout = tuple[tuple[str, Any], ...]
+# What the caches below may hold: a form's keys are few and short, and a request made of
+# thousands of long keys must not fill memory with layouts nobody sends twice.
+LAYOUT_MAX_KEYS = 256
+CACHED_KEY_MAX_CHARS = 200
 
 
 @lru_cache(maxsize=256)
@@ -242,10 +246,18 @@ class _BracketKey(NamedTuple):
     indexed: bool  # a part is an index: a[0]
 
 
-@lru_cache(maxsize=4096)
 def _bracket_key(key: str) -> _BracketKey | None:
     """The parts of a bracket key, None for a plain key. Cached: a vendor sends the same keys
     with every lead."""
+    return _cached_bracket_key(key) if len(key) <= CACHED_KEY_MAX_CHARS else _parse_bracket_key(key)
+
+
+@lru_cache(maxsize=4096)
+def _cached_bracket_key(key: str) -> _BracketKey | None:
+    return _parse_bracket_key(key)
+
+
+def _parse_bracket_key(key: str) -> _BracketKey | None:
     match = _BRACKET_KEY.match(key)
     if match is None:
         return None

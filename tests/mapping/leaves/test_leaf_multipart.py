@@ -80,3 +80,10 @@ def test_reads_what_the_email_parser_reads(fields: list[tuple[str, bytes]]) -> N
     expected = [(part.get_param("name", header="content-disposition").encode("utf-8", "surrogateescape")
                  .decode("utf-8"), part.get_payload(decode=True)) for part in message.iter_parts()]
     assert [(part.name, part.content) for part in parse_parts(body, "B0undary")] == expected
+
+
+def test_too_many_parts_are_refused_before_the_rest_is_read() -> None:
+    body = body_of(*((named(f"f{n}"), b"x") for n in range(4)))
+    assert len(parse_parts(body, "XyZ", max_parts=4)) == 4
+    with pytest.raises(MultipartError, match="more than 3 parts"):
+        parse_parts(body, "XyZ", max_parts=3)
