@@ -107,7 +107,7 @@ def start_standin(workdir: Path) -> tuple[Process, str]:
     return process, url
 
 
-TUNABLE = ("RELAY_WORKERS", "RELAY_THREADS", "RELAY_DELIVERY_CONCURRENCY")
+TUNABLE = ("RELAY_WORKERS", "RELAY_THREADS", "RELAY_DELIVERY_CONCURRENCY", "RELAY_SQLITE_COMMIT_DELAY_MS")
 
 
 def start_relay(workdir: Path, standin: str, name: str = "relay", settings: dict[str, str] | None = None) -> Side:

@@ -57,6 +57,7 @@ class Settings:
     # receiving
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     sqlite_synchronous: str = "FULL"
+    sqlite_commit_delay_ms: float = 2.0  # a busy commit waits this long for more writes to share it
     rate_limit_per_s: float = 0.0
     mappings_poll_s: float = 1.0
     last_good_dir: str = ""  # "": next to the SQLite outbox, else var/last-good-mappings
@@ -108,6 +109,7 @@ class Settings:
             trusted_proxies=read.items("RELAY_TRUSTED_PROXIES", cls.trusted_proxies),
             sqlite_synchronous=read.choice("RELAY_SQLITE_SYNCHRONOUS", cls.sqlite_synchronous,
                                            SQLITE_SYNCHRONOUS_MODES, upper=True),
+            sqlite_commit_delay_ms=read.number("RELAY_SQLITE_COMMIT_DELAY_MS", cls.sqlite_commit_delay_ms),
             rate_limit_per_s=read.number("RELAY_RATE_LIMIT", cls.rate_limit_per_s),
             mappings_poll_s=read.number("RELAY_MAPPINGS_POLL", cls.mappings_poll_s),
             last_good_dir=read.text("RELAY_LAST_GOOD_DIR", cls.last_good_dir),

@@ -58,13 +58,15 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
-def open_store(url: str, *, synchronous: str = "FULL", migrate: bool = True) -> Store:
-    """Open (and by default migrate) the outbox named by ``url``."""
+def open_store(url: str, *, synchronous: str = "FULL", commit_delay_s: float = 0.0,
+               migrate: bool = True) -> Store:
+    """Open (and by default migrate) the outbox named by ``url``; ``synchronous`` and
+    ``commit_delay_s`` apply to SQLite only."""
     scheme = urlsplit(url).scheme.lower()
     if scheme == "sqlite":
         from relay.store.sqlite import SQLiteStore
 
-        store: Store = SQLiteStore(sqlite_path(url), synchronous=synchronous)
+        store: Store = SQLiteStore(sqlite_path(url), synchronous=synchronous, commit_delay_s=commit_delay_s)
     elif scheme in ("postgres", "postgresql"):
         from relay.store.postgres import PostgresStore
 

@@ -55,7 +55,7 @@ class SQLiteStore(SqlStore):
     migrations = MIGRATIONS
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL",
-                 busy_timeout_ms: int = 5000) -> None:
+                 busy_timeout_ms: int = 5000, commit_delay_s: float = 0.0) -> None:
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, "
@@ -69,7 +69,8 @@ class SQLiteStore(SqlStore):
         self._write_lock = WriteLock(self.path.with_name(self.path.name + ".write-lock"),
                                      self.busy_timeout_ms / 1000)
         # The hot writes (insert, claim, settle) share commits; see group_commit.
-        self._writer = GroupCommitWriter(self._connect, _unavailable, self._write_lock.held)
+        self._writer = GroupCommitWriter(self._connect, _unavailable, self._write_lock.held,
+                                         commit_delay_s=commit_delay_s)
 
     # --- connections and transactions ---
 

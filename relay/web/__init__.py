@@ -67,7 +67,8 @@ def report_mapping_state(registry: SourceRegistry, settings: Settings) -> None:
 
 
 def open_outbox(settings: Settings) -> Store:
-    store = open_store(settings.database_url, synchronous=settings.sqlite_synchronous, migrate=False)
+    store = open_store(settings.database_url, synchronous=settings.sqlite_synchronous,
+                       commit_delay_s=settings.sqlite_commit_delay_ms / 1000, migrate=False)
     try:
         store.migrate()
     except StoreUnavailable as exc:

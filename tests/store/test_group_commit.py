@@ -4,22 +4,25 @@ from __future__ import annotations
 import signal
 import sqlite3
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from relay.errors import StoreUnavailable
+from relay.store import group_commit
 from relay.store.group_commit import GroupCommitWriter
 
 
-def writer_for(path: Path) -> GroupCommitWriter:
+def writer_for(path: Path, commit_delay_s: float = 0.0) -> GroupCommitWriter:
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER UNIQUE)")
         return conn
-    return GroupCommitWriter(connect, lambda exc: StoreUnavailable(f"cannot commit: {exc}"))
+    return GroupCommitWriter(connect, lambda exc: StoreUnavailable(f"cannot commit: {exc}"),
+                             commit_delay_s=commit_delay_s)
 
 
 def rows(path: Path) -> list[int]:
@@ -129,3 +132,38 @@ def test_an_interrupted_wait_leaves_the_writer_working(tmp_path: Path) -> None:
         signal.signal(signal.SIGALRM, previous)
     writer.run(lambda conn: conn.execute("INSERT INTO t (n) VALUES (2)"))
     assert rows(tmp_path / "db") == [2]  # the interrupted write was dropped, the next one runs
+
+
+def insert(n: int) -> Callable[[sqlite3.Connection], int]:
+    """Inserts ``n``; answers the thread that ran it."""
+    return lambda conn: (conn.execute("INSERT INTO t (n) VALUES (?)", (n,)), threading.get_ident())[1]
+
+
+def test_a_busy_writer_waits_for_more_writes_and_a_quiet_one_does_not(tmp_path: Path, monkeypatch) -> None:
+    writer = writer_for(tmp_path / "db", commit_delay_s=5.0)
+    arrivals: list[Future[int]] = []
+    pool = ThreadPoolExecutor(4)
+
+    def waiting_for_more(seconds: float) -> None:  # the leader's delay: three more writes arrive
+        assert seconds == 5.0
+        arrivals.extend(pool.submit(writer.run, insert(n)) for n in (11, 12, 13))
+        while len(writer._waiting) < 3:
+            threading.Event().wait(0.01)
+
+    monkeypatch.setattr(group_commit.time, "sleep", waiting_for_more)
+    writer.run(insert(1))  # quiet: no delay (waiting_for_more would have queued three more)
+    assert not arrivals
+    slow = SlowWrite()
+    with pool:
+        first = pool.submit(writer.run, slow)
+        slow.started.wait(5)
+        behind = [pool.submit(writer.run, insert(n)) for n in (2, 3)]
+        while len(writer._waiting) < 2:
+            threading.Event().wait(0.01)
+        slow.gate.set()
+        first.result()
+        [future.result() for future in behind]  # a commit of two: the writer is busy now
+        leader = writer.run(insert(4))
+        runners = {future.result() for future in arrivals}
+    assert runners == {leader}  # the three that arrived during the delay shared the leader's commit
+    assert rows(tmp_path / "db") == [1, 2, 3, 4, 11, 12, 13]
