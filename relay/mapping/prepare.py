@@ -195,13 +195,12 @@ def _nested(payload: dict[str, Any]) -> dict[str, Any]:
     to_convert: set[str] = set()
     for key, value in payload.items():
         parsed = None if key in plain else _bracket_key(key)
-        if parsed is None:
-            result[key] = value
-        elif parsed.parts[0] in plain or not _insert(result, parsed, value):
-            result.setdefault(key, value)
-        elif parsed.indexed or not isinstance(value, str):
-            to_convert.add(parsed.parts[0])
+        if parsed is not None and parsed.parts[0] not in plain and _insert(result, parsed, value):
+            if parsed.indexed or not isinstance(value, str):
+                to_convert.add(parsed.parts[0])
             continue
+        # A plain key, or a bracket key that collides: kept under its literal name.
+        result.setdefault(key, value)
         if not isinstance(value, str):
             to_convert.add(key)
     for key in to_convert:
