@@ -1,21 +1,25 @@
-"""CPU per Trackdrive call in the relay's process: TrackdriveClient against requests, side by side.
+"""CPU per Trackdrive call in the relay's process: TrackdriveClient against urllib3 and requests.
 
     python bench/client_cost.py [--calls 2000] [--rounds 5]
 
 One thread sends the same create_lead call to the light stand-in (bench/standin.js, answering at
-once) through TrackdriveClient (urllib3's pools) and through a requests Session set up as the
-client used to be (one HTTPAdapter, no retries, same headers, timeouts, JSON body and query).
-Rounds alternate the two; reported is the median over rounds of the thread's CPU per call.
+once) through TrackdriveClient (relay.delivery.wire), through urllib3's PoolManager as the client
+called it before (no retries, no redirects, same headers, timeouts, JSON body and query), and
+through a requests Session set up as the client used to be before that (one HTTPAdapter).
+Rounds alternate the three; reported is the median over rounds of the thread's CPU per call.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import requests
+import urllib3
 from peers import install_node_red, start_standin
 from requests.adapters import HTTPAdapter
 
@@ -46,6 +50,21 @@ def with_requests(base_url: str) -> callable:
     return send
 
 
+def with_urllib3(base_url: str) -> callable:
+    pools = urllib3.PoolManager(num_pools=8, maxsize=32)
+    timeout = urllib3.Timeout(connect=3.05, read=15.0)
+
+    def send(lead_id: str) -> None:
+        url, query, body = CALL.resolve(ENV, base_url)
+        answer = pools.request(CALL.method, f"{url}?{urlencode(query)}", body=json.dumps(body).encode(),
+                               headers={"Idempotency-Key": lead_id, "X-Relay-Lead-Id": lead_id,
+                                        "User-Agent": USER_AGENT, "Accept": "application/json",
+                                        "Content-Type": "application/json"},
+                               timeout=timeout, retries=False, redirect=False)
+        answer.data.decode()
+    return send
+
+
 def with_client(base_url: str) -> callable:
     client = TrackdriveClient(base_url, env=ENV)
     return lambda lead_id: client.send(CALL, lead_id=lead_id)
@@ -67,7 +86,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         standin, url = start_standin(Path(tmp))
         try:
-            senders = {"requests Session": with_requests(url), "TrackdriveClient (urllib3)": with_client(url)}
+            senders = {"requests Session": with_requests(url), "urllib3 PoolManager": with_urllib3(url),
+                       "TrackdriveClient (relay.delivery.wire)": with_client(url)}
             for send in senders.values():
                 cpu_per_call_us(send, 200)  # warm-up
             results: dict[str, list[float]] = {name: [] for name in senders}

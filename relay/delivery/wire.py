@@ -1,0 +1,290 @@
+"""A small HTTP/1.1 client for the Trackdrive hot path: kept-alive connections, one exchange each.
+
+Every new lead is one Trackdrive call, so the client's own CPU is paid per lead. urllib3
+(which requests is built on, and which this path used before) spends more on a fast
+Trackdrive than the exchange itself: its connection and response layers, and http.client
+reading each answer's headers through the stdlib e-mail parser. A Trackdrive call needs
+little of HTTP: one request whose body has a Content-Length, and an answer framed by
+Content-Length, chunks or the end of the connection. No redirects (an answer is an
+outcome), no retries (the outbox retries, recording each attempt), no proxies, no cookies.
+``bench/client_cost.py`` measures this client beside urllib3 and requests.
+
+Errors are :class:`WireError` values with a kind and the host only: a URL's query holds
+the lead token.
+"""
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Mapping
+from urllib.parse import quote, urlsplit
+
+MAX_HEAD_BYTES = 64 * 1024
+MAX_BODY_BYTES = 1024 * 1024  # kept of an answer; the rest is read and dropped
+RECV_BYTES = 64 * 1024
+# What a request target may hold unescaped: RFC 3986's reserved and unreserved characters,
+# and % so that what is escaped already stays as it is.
+TARGET_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class WireError(Exception):
+    """A call that got no answer.
+
+    ``kind``: invalid_url, invalid_header, connect, connect_timeout, timeout or protocol.
+    """
+
+    def __init__(self, kind: str, where: str) -> None:
+        super().__init__(f"{kind} ({where})")
+        self.kind = kind
+        self.where = where
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: Mapping[str, str]  # names in lower case; repeated headers joined with ", "
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Origin:
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.scheme}://{self.host_header}"
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if DEFAULT_PORTS[self.scheme] == self.port else f"{host}:{self.port}"
+
+
+class Connections:
+    """Idle connections kept per origin (up to ``max_idle`` each), shared by threads."""
+
+    def __init__(self, *, max_idle: int = 32, tls: ssl.SSLContext | None = None) -> None:
+        self.max_idle = max_idle
+        self.tls = tls if tls is not None else ssl.create_default_context()
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._lock = threading.Lock()
+
+    def request(self, method: str, url: str, *, body: bytes | None, headers: Mapping[str, str],
+                connect_timeout_s: float, read_timeout_s: float) -> Answer:
+        origin, target = split_url(url)
+        head = _request_head(method, target, origin, headers, len(body) if body is not None else None)
+        connection = self._take(origin) or self._connect(origin, connect_timeout_s)
+        try:
+            connection.sock.settimeout(read_timeout_s)
+            connection.sock.sendall(head + body if body else head)
+            answer, reusable = connection.read_answer(head_only=method == "HEAD")
+        except TimeoutError:
+            connection.close()
+            raise WireError("timeout", origin.where) from None
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            connection.close()
+            raise WireError("protocol", origin.where) from exc
+        if reusable:
+            self._keep(origin, connection)
+        else:
+            connection.close()
+        return answer
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
+
+    def _take(self, origin: Origin) -> _Connection | None:
+        while True:
+            with self._lock:
+                kept = self._idle.get(origin)
+                connection = kept.pop() if kept else None
+            if connection is None or connection.still_open():
+                return connection
+            connection.close()  # Trackdrive closed it while it sat idle
+
+    def _keep(self, origin: Origin, connection: _Connection) -> None:
+        with self._lock:
+            kept = self._idle.setdefault(origin, [])
+            if len(kept) < self.max_idle:
+                kept.append(connection)
+                return
+        connection.close()
+
+    def _connect(self, origin: Origin, timeout_s: float) -> _Connection:
+        try:
+            sock = socket.create_connection((origin.host, origin.port), timeout=timeout_s)
+        except TimeoutError:
+            raise WireError("connect_timeout", origin.where) from None
+        except OSError as exc:
+            raise WireError("connect", origin.where) from exc
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if origin.scheme == "https":
+                sock = self.tls.wrap_socket(sock, server_hostname=origin.host)
+        except TimeoutError:
+            sock.close()
+            raise WireError("connect_timeout", origin.where) from None
+        except OSError as exc:  # a failed handshake or certificate check
+            sock.close()
+            raise WireError("connect", origin.where) from exc
+        return _Connection(sock)
+
+
+def split_url(url: str) -> tuple[Origin, str]:
+    """The origin to connect to and the request target; WireError("invalid_url") otherwise."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port or DEFAULT_PORTS[scheme]
+        host = parts.hostname
+    except (KeyError, ValueError):
+        raise WireError("invalid_url", "an unusable URL") from None
+    if not host:
+        raise WireError("invalid_url", f"{scheme}://")
+    target = quote(parts.path or "/", safe=TARGET_SAFE)
+    if parts.query:
+        target += "?" + quote(parts.query, safe=TARGET_SAFE)
+    return Origin(scheme, host, port), target
+
+
+def _request_head(method: str, target: str, origin: Origin, headers: Mapping[str, str],
+                  length: int | None) -> bytes:
+    if any(ch in part for part in (method, *headers.keys(), *headers.values()) for ch in "\r\n\0"):
+        raise WireError("invalid_header", origin.where)  # would split the request
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {origin.host_header}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if length is not None or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {length or 0}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+
+
+class _Connection:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+
+    def still_open(self) -> bool:
+        """A kept connection Trackdrive has not closed: nothing to read on it yet."""
+        if self.buffer:
+            return False
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return False
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def read_answer(self, *, head_only: bool) -> tuple[Answer, bool]:
+        """The answer, and whether the connection can carry another request."""
+        while True:
+            version, status, headers = self._read_head()
+            if not 100 <= status < 200:
+                break  # an interim answer (100 Continue, 103 Early Hints) is followed by the real one
+        reusable = _keeps_alive(version, headers.get("connection", ""))
+        if head_only or status in (204, 304):
+            return Answer(status, headers, b""), reusable
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            return Answer(status, headers, self._read_chunked()), reusable
+        length = headers.get("content-length")
+        if length is None:
+            return Answer(status, headers, self._read_to_end()), False
+        if not length.isdigit():
+            raise ValueError("invalid Content-Length")
+        return Answer(status, headers, self._read_exactly(int(length))), reusable
+
+    def _read_head(self) -> tuple[str, int, dict[str, str]]:
+        end = self.buffer.find(b"\r\n\r\n")
+        while end < 0:
+            if len(self.buffer) > MAX_HEAD_BYTES:
+                raise ValueError("answer headers too long")
+            self._receive()
+            end = self.buffer.find(b"\r\n\r\n")
+        head = bytes(self.buffer[:end]).decode("latin-1")
+        del self.buffer[:end + 4]
+        status_line, *lines = head.split("\r\n")
+        version, _, rest = status_line.partition(" ")
+        code = rest[:3]
+        if not version.startswith("HTTP/1.") or not code.isdigit():
+            raise ValueError("not an HTTP/1 answer")
+        headers: dict[str, str] = {}
+        for line in lines:
+            name, colon, value = line.partition(":")
+            if not colon:
+                raise ValueError("malformed answer header")
+            key, value = name.strip().lower(), value.strip()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        return version, int(code), headers
+
+    def _receive(self) -> None:
+        chunk = self.sock.recv(RECV_BYTES)
+        if not chunk:
+            raise ConnectionResetError("closed before the answer ended")
+        self.buffer += chunk
+
+    def _read_exactly(self, length: int) -> bytes:
+        kept = bytearray()
+        while length:
+            if not self.buffer:
+                self._receive()
+            piece = self.buffer[:length]
+            del self.buffer[:len(piece)]
+            length -= len(piece)
+            if len(kept) < MAX_BODY_BYTES:
+                kept += piece[:MAX_BODY_BYTES - len(kept)]
+        return bytes(kept)
+
+    def _read_line(self) -> bytes:
+        end = self.buffer.find(b"\r\n")
+        while end < 0:
+            if len(self.buffer) > MAX_HEAD_BYTES:
+                raise ValueError("chunk line too long")
+            self._receive()
+            end = self.buffer.find(b"\r\n")
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end + 2]
+        return line
+
+    def _read_chunked(self) -> bytes:
+        kept = bytearray()
+        while True:
+            size = int(self._read_line().split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                while self._read_line():  # trailers, up to the empty line
+                    pass
+                return bytes(kept)
+            piece = self._read_exactly(size)
+            if len(kept) < MAX_BODY_BYTES:
+                kept += piece[:MAX_BODY_BYTES - len(kept)]
+            if self._read_line():
+                raise ValueError("chunk not followed by CRLF")
+
+    def _read_to_end(self) -> bytes:
+        kept = bytearray(self.buffer[:MAX_BODY_BYTES])
+        self.buffer.clear()
+        while chunk := self.sock.recv(RECV_BYTES):
+            if len(kept) < MAX_BODY_BYTES:
+                kept += chunk[:MAX_BODY_BYTES - len(kept)]
+        return bytes(kept)
+
+
+def _keeps_alive(version: str, connection: str) -> bool:
+    tokens = {token.strip().lower() for token in connection.split(",")}
+    if version == "HTTP/1.0":
+        return "keep-alive" in tokens
+    return "close" not in tokens

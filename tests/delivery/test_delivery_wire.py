@@ -1,0 +1,246 @@
+"""relay.delivery.wire against real sockets: how answers are framed, kept, refused and secured."""
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from relay.delivery.wire import MAX_BODY_BYTES, Connections, WireError, split_url
+
+HEADERS = {"Accept": "application/json"}
+
+
+class RawServer:
+    """Answers each request with the next scripted bytes; ``None`` closes without answering.
+
+    After each answer the connection stays open for the next request unless ``close_after``.
+    """
+
+    def __init__(self, answers: list[bytes | None], *, close_after: bool = False,
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.answers = list(answers)
+        self.close_after = close_after
+        self.tls = tls
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._talk, args=(sock,), daemon=True).start()
+
+    def _talk(self, sock: socket.socket) -> None:
+        try:
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_side=True)
+            while self.answers:
+                request = _read_request(sock)
+                if request is None:
+                    return
+                self.requests.append(request)
+                answer = self.answers.pop(0)
+                if answer is None:
+                    return
+                sock.sendall(answer)
+                if self.close_after:
+                    return
+        except (OSError, ssl.SSLError):
+            return
+        finally:
+            sock.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _read_request(sock: socket.socket) -> bytes | None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+@pytest.fixture
+def serve() -> Iterator:
+    servers: list[RawServer] = []
+
+    def start(*answers: bytes | None, **options: object) -> RawServer:
+        server = RawServer(list(answers), **options)  # type: ignore[arg-type]
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def call(connections: Connections, url: str, body: bytes | None = b'{"a": 1}', method: str = "POST",
+         read_timeout_s: float = 10.0):
+    return connections.request(method, url + "/api/v1/leads?lead_token=t", body=body, headers=HEADERS,
+                               connect_timeout_s=5, read_timeout_s=read_timeout_s)
+
+
+OK = b'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{"ok": true}'
+
+
+def test_a_content_length_answer_and_the_request_it_answers(serve) -> None:
+    server = serve(b"HTTP/1.1 201 Created\r\nContent-Length: 4\r\nX-Twice: a\r\nx-twice: b\r\n\r\nbody")
+    answer = call(Connections(), server.url)
+    assert (answer.status, answer.body, answer.headers["x-twice"]) == (201, b"body", "a, b")
+    head, _, body = server.requests[0].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /api/v1/leads?lead_token=t HTTP/1.1"
+    assert f"Host: 127.0.0.1:{server.port}".encode() in lines
+    assert b"Content-Length: 8" in lines and body == b'{"a": 1}'
+
+
+def test_a_chunked_answer_with_extensions_and_trailers(serve) -> None:
+    server = serve(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"4;name=x\r\nWiki\r\n6\r\npedia \r\n0\r\nTrailer: y\r\n\r\n", OK)
+    connections = Connections()
+    assert call(connections, server.url).body == b"Wikipedia "
+    assert call(connections, server.url).status == 201
+    assert server.connections == 1  # the chunked answer ended cleanly: the connection was kept
+
+
+def test_an_answer_that_ends_with_the_connection(serve) -> None:
+    server = serve(b"HTTP/1.1 200 OK\r\n\r\nuntil the end", OK, close_after=True)
+    connections = Connections()
+    assert call(connections, server.url).body == b"until the end"
+    assert call(connections, server.url).status == 201
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("head", [b"HTTP/1.1 201 Created\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                                  b"HTTP/1.0 201 Created\r\nContent-Length: 0\r\n\r\n"])
+def test_a_connection_the_answer_closes_is_not_kept(serve, head: bytes) -> None:
+    server = serve(head, OK, close_after=True)
+    connections = Connections()
+    assert call(connections, server.url).status == 201
+    assert call(connections, server.url).status == 201
+    assert server.connections == 2
+
+
+def test_an_interim_answer_is_skipped(serve) -> None:
+    server = serve(b"HTTP/1.1 100 Continue\r\n\r\n" + OK)
+    assert call(Connections(), server.url).status == 201
+
+
+def test_a_kept_connection_closed_while_idle_is_replaced(serve) -> None:
+    server = serve(OK, OK, close_after=True)  # closes after each answer without saying so
+    connections = Connections()
+    assert call(connections, server.url).status == 201
+    assert call(connections, server.url).status == 201  # not an error: it saw the close and reconnected
+    assert server.connections == 2
+
+
+def test_a_large_body_is_cut_and_the_connection_still_kept(serve) -> None:
+    size = MAX_BODY_BYTES + 1000
+    server = serve(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"x" * size, OK)
+    connections = Connections()
+    assert len(call(connections, server.url).body) == MAX_BODY_BYTES
+    assert call(connections, server.url).status == 201
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("answer", [b"garbage\r\n\r\n", b"HTTP/1.1 2x1 Created\r\n\r\n",
+                                    b"HTTP/1.1 201 Created\r\nno colon here\r\n\r\n",
+                                    b"HTTP/1.1 201 Created\r\nContent-Length: -1\r\n\r\n",
+                                    b"HTTP/1.1 201 Created\r\nContent-Length: 10\r\n\r\nshort", None])
+def test_a_broken_or_missing_answer_is_a_protocol_error(serve, answer: bytes | None) -> None:
+    server = serve(answer, close_after=True)
+    with pytest.raises(WireError) as raised:
+        call(Connections(), server.url)
+    assert raised.value.kind == "protocol"
+    assert "lead_token" not in str(raised.value)
+
+
+def test_a_silent_server_is_a_timeout(serve) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts (backlog) and never answers
+    try:
+        with pytest.raises(WireError) as raised:
+            call(Connections(), f"http://127.0.0.1:{listener.getsockname()[1]}", read_timeout_s=0.2)
+        assert raised.value.kind == "timeout"
+    finally:
+        listener.close()
+
+
+def test_nothing_listening_is_a_connect_error() -> None:
+    with pytest.raises(WireError) as raised:
+        call(Connections(), "http://127.0.0.1:9")
+    assert (raised.value.kind, raised.value.where) == ("connect", "http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/x", "http://", "http://example.com:99999/", "not a url"])
+def test_unusable_urls_are_refused(url: str) -> None:
+    with pytest.raises(WireError) as raised:
+        split_url(url)
+    assert raised.value.kind == "invalid_url"
+
+
+def test_targets_are_escaped_once_and_hosts_named_as_http_wants() -> None:
+    origin, target = split_url("http://[::1]:8080/api/v1/leads/+1 555/opt?x=a+b%26c#frag")
+    assert (origin.host_header, target) == ("[::1]:8080", "/api/v1/leads/+1%20555/opt?x=a+b%26c")
+    assert split_url("https://example.com/")[0].host_header == "example.com"
+
+
+def test_a_header_that_would_split_the_request_is_refused(serve) -> None:
+    server = serve(OK)
+    with pytest.raises(WireError) as raised:
+        Connections().request("POST", server.url + "/", body=None, headers={"X-Lead": "a\r\nInjected: 1"},
+                              connect_timeout_s=5, read_timeout_s=5)
+    assert raised.value.kind == "invalid_header"
+    assert server.requests == []
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+def test_https_checks_the_certificate(serve, certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert, key)
+    server = serve(OK, OK, tls=server_side)
+    trusting = Connections(tls=ssl.create_default_context(cafile=str(cert)))
+    assert call(trusting, server.url).status == 201
+    with pytest.raises(WireError) as raised:
+        call(Connections(), server.url)  # the system's authorities do not know this certificate
+    assert raised.value.kind == "connect"
