@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import threading
 
 import pytest
 
@@ -98,3 +100,53 @@ def test_logging_config_routes_gunicorn_through_json():
     assert config["loggers"]["gunicorn.access"]["level"] == "CRITICAL"  # the relay logs requests itself
     assert logs.logging_config("info", access_log=True)["loggers"]["gunicorn.access"]["propagate"] is True
     assert config["formatters"]["json"]["()"] == "relay.logs.JsonFormatter"
+
+
+def batching_logger(stream: io.StringIO) -> tuple[logging.Logger, logs.BatchingStreamHandler]:
+    handler = logs.BatchingStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger(f"relay.test.batching.{id(stream)}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return logger, handler
+
+
+def test_info_lines_wait_for_their_batch_and_a_warning_takes_them_along() -> None:
+    stream = io.StringIO()
+    logger, handler = batching_logger(stream)
+    logger.info("one")
+    logger.info("two")
+    assert stream.getvalue() == ""  # held for at most logs.BATCH_S
+    logger.warning("three")
+    assert stream.getvalue().splitlines() == ["INFO one", "INFO two", "WARNING three"]
+    logger.info("four")
+    handler.flush()  # as logging.shutdown() does at exit
+    assert stream.getvalue().splitlines()[-1] == "INFO four"
+
+
+def test_a_batch_is_written_without_a_warning() -> None:
+    stream = io.StringIO()
+    logger, _ = batching_logger(stream)
+    logger.info("alone")
+    done = threading.Event()
+    for _ in range(int(10 / 0.01)):  # an upper bound for a slow machine, not a measurement
+        if stream.getvalue():
+            break
+        done.wait(0.01)
+    assert stream.getvalue() == "INFO alone\n"
+
+
+def test_a_forked_child_does_not_write_its_parents_lines_again(tmp_path) -> None:
+    path = tmp_path / "log.txt"
+    with path.open("w", buffering=1) as stream:
+        logger, handler = batching_logger(stream)  # type: ignore[arg-type]
+        logger.info("parent")
+        pid = os.fork()
+        if pid == 0:
+            logger.info("child")
+            handler.flush()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        handler.flush()
+    assert sorted(path.read_text().splitlines()) == ["INFO child", "INFO parent"]
