@@ -7,6 +7,7 @@ slipped into a URL or an exception message, not just the fields we know about.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.config
@@ -66,6 +67,7 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self._waiting: list[str] = []
         self._writer_pid = 0  # the process whose writer thread runs; none survives a fork
+        self._closed = threading.Event()
         os.register_at_fork(before=self.flush)  # a child must not write the parent's lines again
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -87,10 +89,14 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._write_waiting()
         super().flush()
 
+    def close(self) -> None:
+        self._closed.set()
+        super().close()
+
     def _write_every_batch(self) -> None:
-        while True:
-            time.sleep(BATCH_S)
-            self.flush()
+        while not self._closed.wait(BATCH_S):
+            with contextlib.suppress(Exception):  # the stream went away: nothing is left to tell
+                self.flush()
 
     def _write_waiting(self) -> None:
         if not self._waiting:

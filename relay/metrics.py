@@ -86,9 +86,30 @@ def record_mapping_crash(source: str) -> None:
 def record_attempt(source: str, result: str, reason: str = "", *, received_at: float | None = None,
                    settled_at: float | None = None) -> None:
     """One settled delivery attempt; a delivered one also records receipt-to-delivery time."""
-    DELIVERY_ATTEMPTS.labels(source=source, result=result, reason=reason_label(reason)).inc()
+    _attempt_series(source, result, reason).inc()
     if result == "delivered" and received_at is not None and settled_at is not None:
-        DELIVERY_LATENCY.labels(source=source).observe(max(0.0, settled_at - received_at))
+        _latency_series(source).observe(max(0.0, settled_at - received_at))
+
+
+# As for requests: each series looked up once. Bounded by the loaded sources times the
+# results and the reason kinds (reason_label keeps the label set small).
+_ATTEMPT_SERIES: dict[tuple[str, str, str], Counter] = {}
+_LATENCY_SERIES: dict[str, Histogram] = {}
+
+
+def _attempt_series(source: str, result: str, reason: str) -> Counter:
+    key = (source, result, reason_label(reason))
+    series = _ATTEMPT_SERIES.get(key)
+    if series is None:
+        series = _ATTEMPT_SERIES[key] = DELIVERY_ATTEMPTS.labels(source=source, result=result, reason=key[2])
+    return series
+
+
+def _latency_series(source: str) -> Histogram:
+    series = _LATENCY_SERIES.get(source)
+    if series is None:
+        series = _LATENCY_SERIES[source] = DELIVERY_LATENCY.labels(source=source)
+    return series
 
 
 def reason_label(reason: str) -> str:

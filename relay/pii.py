@@ -167,9 +167,31 @@ def mask_text(text: str) -> str:
         text = _PHONE_FORM_PAIR.sub(_mask_form_phone, _PHONE_JSON_PAIR.sub(_mask_json_phone, text))
     if "@" in text or "%40" in text:
         text = _EMAIL.sub(_mask_email_match, text)
-    if _PHONE_HINT.search(text) is None:
+    return _mask_phones(text)
+
+
+def _mask_phones(text: str) -> str:
+    """Runs the phone scan only over the quoted stretches (or the whole text) a hint is in.
+
+    No phone match holds a double quote, and one counts as a non-word character on either
+    side of a match, so scanning from the quote before a hint to the quote after it finds
+    exactly what scanning the whole text would. A log line is mostly ids and numbers in
+    quotes; a random request id alone holds a run of eight digits about half the time.
+    """
+    hint = _PHONE_HINT.search(text)
+    if hint is None:
         return text
-    return _PHONE.sub(_mask_phone_match, text)
+    pieces: list[str] = []
+    done = 0
+    while hint is not None:
+        start = text.rfind('"', done, hint.start()) + 1 or done
+        end = text.find('"', hint.end())
+        end = len(text) if end < 0 else end
+        pieces += (text[done:start], _PHONE.sub(_mask_phone_match, text[start:end]))
+        done = end
+        hint = _PHONE_HINT.search(text, end)
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def _may_hold_personal_key(text: str) -> bool:

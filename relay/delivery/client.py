@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import ssl
-from email.message import Message
 from importlib import metadata
 from typing import Any, Mapping
 from urllib.parse import urlencode, urlsplit
@@ -131,16 +130,20 @@ def _with_query(url: str, query: Mapping[str, Any]) -> str:
 
 
 def _text_of(response: Answer) -> str:
-    content_type = response.headers.get("content-type")
-    charset = "utf-8"
-    if content_type:
-        message = Message()
-        message["Content-Type"] = content_type
-        charset = message.get_content_charset() or charset
+    charset = _charset_of(response.headers.get("content-type", ""))
     try:
         return response.body.decode(charset, errors="replace")
     except LookupError:  # a charset Python does not know
         return response.body.decode("utf-8", errors="replace")
+
+
+def _charset_of(content_type: str) -> str:
+    # A split, not email.message: this runs for every answer, and the parameter is all we read.
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').strip("'") or "utf-8"
+    return "utf-8"
 
 
 def _outcome_for_error(exc: WireError) -> Outcome:

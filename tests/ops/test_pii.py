@@ -280,3 +280,12 @@ def test_phones_under_phone_keys_and_encoded_spellings_are_masked(text: str, sho
 
 def test_phone_keys_leave_other_words_and_empty_values_alone() -> None:
     assert pii.mask_text("hotel=5 stars&phone=&x=1") == "hotel=5 stars&phone=&x=1"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(['"', "5", "1", "2", "0", "7", "4", " ", "-", ".", "(", ")", "+", "%", "2B", "20",
+                                 "\\n", "a", "x", "00", "5125550147", "+44 20 7946 0958", "e3"]), max_size=40))
+def test_the_phone_scan_over_quoted_stretches_finds_what_a_whole_scan_finds(parts: list[str]) -> None:
+    text = "".join(parts)
+    whole = pii._PHONE.sub(pii._mask_phone_match, text)
+    assert pii._mask_phones(text) == whole
