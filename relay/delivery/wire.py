@@ -209,14 +209,7 @@ class _Connection:
         return Answer(status, headers, self._read_exactly(int(length))), reusable
 
     def _read_head(self) -> tuple[str, int, dict[str, str]]:
-        end = self.buffer.find(b"\r\n\r\n")
-        while end < 0:
-            if len(self.buffer) > MAX_HEAD_BYTES:
-                raise ValueError("answer headers too long")
-            self._receive()
-            end = self.buffer.find(b"\r\n\r\n")
-        head = bytes(self.buffer[:end]).decode("latin-1")
-        del self.buffer[:end + 4]
+        head = self._read_until(b"\r\n\r\n").decode("latin-1")
         status_line, *lines = head.split("\r\n")
         version, _, rest = status_line.partition(" ")
         code = rest[:3]
@@ -250,15 +243,19 @@ class _Connection:
         return bytes(kept)
 
     def _read_line(self) -> bytes:
-        end = self.buffer.find(b"\r\n")
+        return self._read_until(b"\r\n")
+
+    def _read_until(self, delimiter: bytes) -> bytes:
+        """What comes before ``delimiter``; both are taken off the buffer."""
+        end = self.buffer.find(delimiter)
         while end < 0:
             if len(self.buffer) > MAX_HEAD_BYTES:
-                raise ValueError("chunk line too long")
+                raise ValueError("answer headers or a chunk line too long")
             self._receive()
-            end = self.buffer.find(b"\r\n")
-        line = bytes(self.buffer[:end])
-        del self.buffer[:end + 2]
-        return line
+            end = self.buffer.find(delimiter)
+        text = bytes(self.buffer[:end])
+        del self.buffer[:end + len(delimiter)]
+        return text
 
     def _read_chunked(self) -> bytes:
         kept = bytearray()
