@@ -14,6 +14,7 @@ import logging.config
 import os
 import threading
 import time
+import weakref
 from typing import Any, TextIO
 
 from gunicorn.glogging import Logger as GunicornBaseLogger
@@ -68,7 +69,10 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._waiting: list[str] = []
         self._writer_pid = 0  # the process whose writer thread runs; none survives a fork
         self._closed = threading.Event()
-        os.register_at_fork(before=self.flush)  # a child must not write the parent's lines again
+        # A child must not write the parent's lines again. Weakly held: a handler closed and
+        # dropped (a logging reconfiguration) must not be flushed at every later fork.
+        handler = weakref.ref(self)
+        os.register_at_fork(before=lambda: _flush_before_fork(handler()))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -90,6 +94,7 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().flush()
 
     def close(self) -> None:
+        self.flush()
         self._closed.set()
         super().close()
 
@@ -107,6 +112,12 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.stream.flush()
         except Exception:
             self.handleError(logging.makeLogRecord({"msg": "writing log lines failed"}))
+
+
+def _flush_before_fork(handler: BatchingStreamHandler | None) -> None:
+    if handler is not None and not handler._closed.is_set():
+        with contextlib.suppress(Exception):
+            handler.flush()
 
 
 def logging_config(level: str = "INFO", *, access_log: bool = False) -> dict[str, Any]:

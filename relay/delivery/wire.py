@@ -79,17 +79,37 @@ class Connections:
     def request(self, method: str, url: str, *, body: bytes | None, headers: Mapping[str, str],
                 connect_timeout_s: float, read_timeout_s: float) -> Answer:
         origin, target = split_url(url)
-        head = _request_head(method, target, origin, headers, len(body) if body is not None else None)
-        connection = self._take(origin) or self._connect(origin, connect_timeout_s)
+        payload = _request_head(method, target, origin, headers, len(body) if body is not None else None)
+        payload += body or b""
+        kept = self._take(origin)
+        if kept is not None:
+            try:
+                return self._exchange(kept, origin, payload, method, read_timeout_s)
+            except _Unanswered:
+                if not _replayable(method, headers):
+                    raise WireError("protocol", origin.where) from None
+                # Trackdrive closed the kept connection as it was reused, before any answer:
+                # sent again at once on a new one, as the outbox's retry would send it later.
+        try:
+            return self._exchange(self._connect(origin, connect_timeout_s), origin, payload, method,
+                                  read_timeout_s)
+        except _Unanswered:
+            raise WireError("protocol", origin.where) from None
+
+    def _exchange(self, connection: _Connection, origin: Origin, payload: bytes, method: str,
+                  read_timeout_s: float) -> Answer:
+        connection.answered = False
         try:
             connection.sock.settimeout(read_timeout_s)
-            connection.sock.sendall(head + body if body else head)
+            connection.sock.sendall(payload)
             answer, reusable = connection.read_answer(head_only=method == "HEAD")
         except TimeoutError:
             connection.close()
             raise WireError("timeout", origin.where) from None
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             connection.close()
+            if not connection.answered and isinstance(exc, OSError):
+                raise _Unanswered from exc
             raise WireError("protocol", origin.where) from exc
         if reusable:
             self._keep(origin, connection)
@@ -169,10 +189,21 @@ def _request_head(method: str, target: str, origin: Origin, headers: Mapping[str
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
 
 
+class _Unanswered(Exception):
+    """The connection failed before a byte of the answer came back."""
+
+
+def _replayable(method: str, headers: Mapping[str, str]) -> bool:
+    # As Go's net/http decides: a request that carries an idempotency key may be sent twice.
+    return method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE") or any(
+        name.lower() in ("idempotency-key", "x-idempotency-key") for name in headers)
+
+
 class _Connection:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = bytearray()
+        self.answered = False  # a byte of the answer to the request in flight has arrived
 
     def still_open(self) -> bool:
         """A kept connection Trackdrive has not closed: nothing to read on it yet."""
@@ -228,6 +259,7 @@ class _Connection:
         chunk = self.sock.recv(RECV_BYTES)
         if not chunk:
             raise ConnectionResetError("closed before the answer ended")
+        self.answered = True
         self.buffer += chunk
 
     def _read_exactly(self, length: int) -> bytes:

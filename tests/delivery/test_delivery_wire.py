@@ -13,7 +13,7 @@ import pytest
 
 from relay.delivery.wire import MAX_BODY_BYTES, Connections, WireError, split_url
 
-HEADERS = {"Accept": "application/json"}
+HEADERS = {"Accept": "application/json", "Idempotency-Key": "L1"}  # as the relay sends every call
 
 
 class RawServer:
@@ -161,6 +161,24 @@ def test_a_kept_connection_closed_while_idle_is_replaced(serve) -> None:
     assert call(connections, server.url).status == 201
     assert call(connections, server.url).status == 201  # not an error: it saw the close and reconnected
     assert server.connections == 2
+
+
+@pytest.mark.parametrize(("headers", "replayed"), [({"Idempotency-Key": "L1"}, True), ({}, False)])
+def test_a_kept_connection_that_drops_the_request_unanswered(serve, headers: dict[str, str],
+                                                             replayed: bool) -> None:
+    server = serve(OK, None, OK)  # the second request finds the kept connection closing
+    connections = Connections()
+    assert call(connections, server.url).status == 201
+    if replayed:  # sent again at once on a new connection, as Go's net/http does with such a key
+        answer = connections.request("POST", server.url + "/", body=b"{}", headers=headers,
+                                     connect_timeout_s=5, read_timeout_s=10)
+        assert (answer.status, server.connections, len(server.requests)) == (201, 2, 3)
+    else:
+        with pytest.raises(WireError) as raised:
+            connections.request("POST", server.url + "/", body=b"{}", headers=headers,
+                                connect_timeout_s=5, read_timeout_s=10)
+        assert raised.value.kind == "protocol"
+        assert len(server.requests) == 2
 
 
 def test_a_large_body_is_cut_and_the_connection_still_kept(serve) -> None:

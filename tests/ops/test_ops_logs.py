@@ -148,5 +148,5 @@ def test_a_forked_child_does_not_write_its_parents_lines_again(tmp_path) -> None
             handler.flush()
             os._exit(0)
         os.waitpid(pid, 0)
-        handler.flush()
+        handler.close()  # flushes
     assert sorted(path.read_text().splitlines()) == ["INFO child", "INFO parent"]
