@@ -68,7 +68,7 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self._waiting: list[str] = []
         self._writer_pid = 0  # the process whose writer thread runs; none survives a fork
-        self._closed = threading.Event()
+        self._stopped = threading.Event()
         # A child must not write the parent's lines again. Weakly held: a handler closed and
         # dropped (a logging reconfiguration) must not be flushed at every later fork.
         handler = weakref.ref(self)
@@ -95,11 +95,11 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def close(self) -> None:
         self.flush()
-        self._closed.set()
+        self._stopped.set()
         super().close()
 
     def _write_every_batch(self) -> None:
-        while not self._closed.wait(BATCH_S):
+        while not self._stopped.wait(BATCH_S):
             with contextlib.suppress(Exception):  # the stream went away: nothing is left to tell
                 self.flush()
 
@@ -115,7 +115,7 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def _flush_before_fork(handler: BatchingStreamHandler | None) -> None:
-    if handler is not None and not handler._closed.is_set():
+    if handler is not None and not handler._stopped.is_set():
         with contextlib.suppress(Exception):
             handler.flush()
 
