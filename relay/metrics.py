@@ -10,6 +10,7 @@ Summing them across workers would multiply them by the worker count.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -61,22 +62,8 @@ MAPPING_RELOAD_ERRORS = Counter("relay_mapping_reload_errors",
 
 
 def record_request(source: str, outcome: str, ack_s: float) -> None:
-    counter, histogram = _request_series(source, outcome)
-    counter.inc()
-    histogram.observe(max(0.0, ack_s))
-
-
-# Each (source, outcome) pair's two series, looked up once: ``labels()`` validates its
-# arguments on every call. Bounded: sources are the loaded ones plus UNKNOWN_SOURCE.
-_REQUEST_SERIES: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
-
-
-def _request_series(source: str, outcome: str) -> tuple[Counter, Histogram]:
-    series = _REQUEST_SERIES.get((source, outcome))
-    if series is None:
-        series = (REQUESTS.labels(source=source, outcome=outcome), ACK_SECONDS.labels(source=source))
-        _REQUEST_SERIES[(source, outcome)] = series
-    return series
+    _requests_series(source, outcome).inc()
+    _ack_series(source).observe(max(0.0, ack_s))
 
 
 def record_mapping_crash(source: str) -> None:
@@ -86,30 +73,32 @@ def record_mapping_crash(source: str) -> None:
 def record_attempt(source: str, result: str, reason: str = "", *, received_at: float | None = None,
                    settled_at: float | None = None) -> None:
     """One settled delivery attempt; a delivered one also records receipt-to-delivery time."""
-    _attempt_series(source, result, reason).inc()
+    _attempts_series(source, result, reason_label(reason)).inc()
     if result == "delivered" and received_at is not None and settled_at is not None:
         _latency_series(source).observe(max(0.0, settled_at - received_at))
 
 
-# As for requests: each series looked up once. Bounded by the loaded sources times the
-# results and the reason kinds (reason_label keeps the label set small).
-_ATTEMPT_SERIES: dict[tuple[str, str, str], Counter] = {}
-_LATENCY_SERIES: dict[str, Histogram] = {}
+# The series of the per-lead metrics, each looked up once: ``labels()`` validates its
+# arguments on every call. Bounded: sources are the loaded ones plus UNKNOWN_SOURCE, and
+# outcomes, results and reason labels are small fixed sets.
+@functools.cache
+def _requests_series(source: str, outcome: str) -> Counter:
+    return REQUESTS.labels(source=source, outcome=outcome)
 
 
-def _attempt_series(source: str, result: str, reason: str) -> Counter:
-    key = (source, result, reason_label(reason))
-    series = _ATTEMPT_SERIES.get(key)
-    if series is None:
-        series = _ATTEMPT_SERIES[key] = DELIVERY_ATTEMPTS.labels(source=source, result=result, reason=key[2])
-    return series
+@functools.cache
+def _ack_series(source: str) -> Histogram:
+    return ACK_SECONDS.labels(source=source)
 
 
+@functools.cache
+def _attempts_series(source: str, result: str, reason: str) -> Counter:
+    return DELIVERY_ATTEMPTS.labels(source=source, result=result, reason=reason)
+
+
+@functools.cache
 def _latency_series(source: str) -> Histogram:
-    series = _LATENCY_SERIES.get(source)
-    if series is None:
-        series = _LATENCY_SERIES[source] = DELIVERY_LATENCY.labels(source=source)
-    return series
+    return DELIVERY_LATENCY.labels(source=source)
 
 
 def reason_label(reason: str) -> str:

@@ -16,12 +16,12 @@ import logging
 import ssl
 from importlib import metadata
 from typing import Any, Mapping
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import certifi
 
 from relay.delivery.outcome import Failed, Outcome, RetryLater, classify, truncate_body
-from relay.delivery.wire import Answer, Connections, WireError
+from relay.delivery.wire import Answer, Connections, WireError, where_of
 from relay.errors import SourceMisconfigured
 from relay.mapping.model import MASK, TrackdriveCall
 
@@ -36,28 +36,6 @@ def relay_version() -> str:
 
 
 USER_AGENT = f"trackdrive-relay/{relay_version()}"
-SCHEMES = frozenset({"http", "https"})
-
-
-class QueryRedactingFilter(logging.Filter):
-    """Cuts query strings out of urllib3's debug lines, which quote the full request target."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_strip_query(arg) for arg in record.args)
-        return True
-
-
-def _strip_query(value: object) -> object:
-    if isinstance(value, str) and "?" in value:
-        return value.split("?", 1)[0] + "?[redacted]"
-    return value
-
-
-def _guard_urllib3_logs() -> None:
-    logger = logging.getLogger("urllib3.connectionpool")
-    if not any(isinstance(f, QueryRedactingFilter) for f in logger.filters):
-        logger.addFilter(QueryRedactingFilter())
 
 
 class TrackdriveClient:
@@ -70,7 +48,6 @@ class TrackdriveClient:
         self.env: Mapping[str, str] = {} if env is None else env
         # Certificates are checked against certifi's bundle, the one requests uses.
         self.connections = Connections(max_idle=pool_size, tls=ssl.create_default_context(cafile=certifi.where()))
-        _guard_urllib3_logs()
 
     def send(self, call: TrackdriveCall, *, lead_id: str, timeout_s: float | None = None) -> Outcome:
         try:
@@ -80,8 +57,6 @@ class TrackdriveClient:
             return RetryLater("missing_secret", None, exc.message, None)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             return Failed("bad_call", None, f"the stored call cannot be resolved: {type(exc).__name__}")
-        if not _is_http_url(url):
-            return Failed("invalid_url", None, f"invalid Trackdrive URL {_host(url)}")
         secret_values = [self.env[name] for name in call.secrets.values() if self.env.get(name)]
         headers = self._headers(lead_id)
         payload = None
@@ -96,7 +71,7 @@ class TrackdriveClient:
         except WireError as exc:
             return _outcome_for_error(exc)
         except Exception as exc:  # a send must never raise into the dispatcher
-            log.warning("unexpected error sending to %s: %s", _host(url),
+            log.warning("unexpected error sending to %s: %s", where_of(url),
                         type(exc).__name__, extra={"lead_id": lead_id})
             return RetryLater("error", None, type(exc).__name__, None)
         text = _scrub(truncate_body(_text_of(response)), secret_values)
@@ -113,14 +88,6 @@ class TrackdriveClient:
         if timeout_s is None:
             return self.connect_timeout_s, self.read_timeout_s
         return min(self.connect_timeout_s, timeout_s), timeout_s
-
-
-def _is_http_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme.lower() in SCHEMES and bool(parts.hostname)
 
 
 def _with_query(url: str, query: Mapping[str, Any]) -> str:
@@ -159,16 +126,6 @@ def _outcome_for_error(exc: WireError) -> Outcome:
     if exc.kind == "invalid_url":
         return Failed("invalid_url", None, f"invalid Trackdrive URL {exc.where}")
     return Failed("bad_call", None, f"the call cannot be sent to {exc.where}: {exc.kind}")
-
-
-def _host(url: str) -> str:
-    # Only scheme and host: the query holds the lead_token and the path may hold a caller_id.
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "an unparsable URL"
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return f"{parts.scheme}://{netloc}" if parts.scheme else "a URL without a scheme"
 
 
 def _scrub(text: str, secret_values: list[str]) -> str:

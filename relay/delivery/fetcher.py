@@ -57,6 +57,7 @@ class Fetcher:
         self._pool_size = pool_size
         self._limits: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
+        _guard_urllib3_logs()
 
     @property
     def session(self) -> requests.Session:
@@ -225,3 +226,24 @@ def _session(pool_size: int) -> requests.Session:
     session.mount("https://", adapter)
     session.trust_env = False  # no proxy or netrc credentials picked up from the environment
     return session
+
+
+class QueryRedactingFilter(logging.Filter):
+    """Cuts query strings out of the debug lines of urllib3 (under requests), which quote the full request target."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_strip_query(arg) for arg in record.args)
+        return True
+
+
+def _strip_query(value: object) -> object:
+    if isinstance(value, str) and "?" in value:
+        return value.split("?", 1)[0] + "?[redacted]"
+    return value
+
+
+def _guard_urllib3_logs() -> None:
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, QueryRedactingFilter) for f in logger.filters):
+        logger.addFilter(QueryRedactingFilter())

@@ -169,13 +169,23 @@ def split_url(url: str) -> tuple[Origin, str]:
         port = parts.port or DEFAULT_PORTS[scheme]
         host = parts.hostname
     except (KeyError, ValueError):
-        raise WireError("invalid_url", "an unusable URL") from None
+        raise WireError("invalid_url", where_of(url)) from None
     if not host:
-        raise WireError("invalid_url", f"{scheme}://")
+        raise WireError("invalid_url", where_of(url))
     target = quote(parts.path or "/", safe=TARGET_SAFE)
     if parts.query:
         target += "?" + quote(parts.query, safe=TARGET_SAFE)
     return Origin(scheme, host, port), target
+
+
+def where_of(url: str) -> str:
+    """Scheme and host only: the query holds the lead_token and the path may hold a caller_id."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "an unparsable URL"
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts.scheme}://{netloc}" if parts.scheme else "a URL without a scheme"
 
 
 def _request_head(method: str, target: str, origin: Origin, headers: Mapping[str, str],

@@ -112,7 +112,8 @@ def batching_logger(stream: io.StringIO) -> tuple[logging.Logger, logs.BatchingS
     return logger, handler
 
 
-def test_info_lines_wait_for_their_batch_and_a_warning_takes_them_along() -> None:
+def test_info_lines_wait_for_their_batch_and_a_warning_takes_them_along(monkeypatch) -> None:
+    monkeypatch.setattr(logs, "BATCH_S", 60.0)  # no timed batch lands while the test looks
     stream = io.StringIO()
     logger, handler = batching_logger(stream)
     logger.info("one")
@@ -121,7 +122,7 @@ def test_info_lines_wait_for_their_batch_and_a_warning_takes_them_along() -> Non
     logger.warning("three")
     assert stream.getvalue().splitlines() == ["INFO one", "INFO two", "WARNING three"]
     logger.info("four")
-    handler.flush()  # as logging.shutdown() does at exit
+    handler.close()  # as logging.shutdown() does at exit
     assert stream.getvalue().splitlines()[-1] == "INFO four"
 
 
