@@ -74,7 +74,8 @@ CONTENT_TYPES = st.one_of(st.sampled_from([
     "application/json", "application/json; charset=utf-16", "application/x-www-form-urlencoded",
     "multipart/form-data; boundary=b", "multipart/form-data", "text/plain", "application/xml", "",
     "application/vnd.api+json", "application/x-www-form-urlencoded; charset=latin-1"]),
-    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40))
+    # Stripped: requests refuses a header value with leading spaces, and a server drops them.
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40).map(str.strip))
 JSON_VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
                                      st.text(max_size=20)),
                            lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=8), c,
