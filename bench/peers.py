@@ -107,7 +107,8 @@ def start_standin(workdir: Path) -> tuple[Process, str]:
     return process, url
 
 
-TUNABLE = ("RELAY_WORKERS", "RELAY_THREADS", "RELAY_DELIVERY_CONCURRENCY", "RELAY_SQLITE_COMMIT_DELAY_MS")
+TUNABLE = ("RELAY_WORKERS", "RELAY_THREADS", "RELAY_DELIVERY_CONCURRENCY", "RELAY_SQLITE_COMMIT_DELAY_MS",
+           "RELAY_SQLITE_SYNCHRONOUS", "RELAY_LOG_LEVEL", "RELAY_DELIVERY_EVENTED")
 
 
 def start_relay(workdir: Path, standin: str, name: str = "relay", settings: dict[str, str] | None = None) -> Side:

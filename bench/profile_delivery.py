@@ -57,7 +57,7 @@ def delivered(path: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM leads WHERE status = 'delivered'").fetchone()[0])
 
 
-def one_round(standin: str, leads: int, concurrency: int) -> tuple[float, float]:
+def one_round(standin: str, leads: int, concurrency: int, evented: bool) -> tuple[float, float]:
     """(delivered leads/s, CPU µs per delivered lead)."""
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "relay.db"
@@ -66,7 +66,7 @@ def one_round(standin: str, leads: int, concurrency: int) -> tuple[float, float]
             store.insert_batch(queued(min(100, leads - start)))
         client = TrackdriveClient(standin, env={"TD_TOKEN": "bench-token-123"})
         dispatcher = Dispatcher(store, client, RetryPolicy((1.0,), 0.0), owner="bench",
-                                concurrency=concurrency, poll_interval_s=0.05)
+                                concurrency=concurrency, poll_interval_s=0.05, evented=evented)
         started_cpu, started = cpu_s(), time.perf_counter()
         dispatcher.start()
         while delivered(path) < leads:
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", action="store_true", help="a thread per call, not the evented sender")
     args = parser.parse_args()
     config = logging_config("INFO")
     config["handlers"]["stderr"]["stream"] = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the run
@@ -90,10 +91,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         standin, url = start_standin(Path(directory))
         try:
-            rounds = [one_round(url, args.leads, args.concurrency) for _ in range(args.rounds)]
+            rounds = [one_round(url, args.leads, args.concurrency, not args.threads) for _ in range(args.rounds)]
         finally:
             standin.stop()
-    print(f"{args.leads} leads, concurrency {args.concurrency}: "
+    print(f"{args.leads} leads, concurrency {args.concurrency}, {'threads' if args.threads else 'evented'}: "
           f"{statistics.median(r[0] for r in rounds):,.0f} delivered/s, "
           f"{statistics.median(r[1] for r in rounds):,.0f} µs CPU per delivered lead (median of {args.rounds})")
 

@@ -64,7 +64,8 @@ class Settings:
     drain_s: float = 5.0
     # delivering
     delivery_enabled: bool = True
-    delivery_concurrency: int = 64  # per process; threads mostly wait on Trackdrive
+    delivery_concurrency: int = 64  # calls in flight per process
+    delivery_evented: bool = True  # one sender loop per process instead of a thread per call
     delivery_rate: float = 0.0  # calls/s per process; 0 = unlimited
     connect_timeout_s: float = 3.05
     read_timeout_s: float = 15.0
@@ -117,6 +118,7 @@ class Settings:
             delivery_enabled=read.boolean("RELAY_DELIVERY", cls.delivery_enabled),
             delivery_concurrency=read.integer("RELAY_DELIVERY_CONCURRENCY", cls.delivery_concurrency,
                                               minimum=1),
+            delivery_evented=read.boolean("RELAY_DELIVERY_EVENTED", cls.delivery_evented),
             delivery_rate=read.number("RELAY_DELIVERY_RATE", cls.delivery_rate),
             connect_timeout_s=read.number("RELAY_CONNECT_TIMEOUT", cls.connect_timeout_s, positive=True),
             read_timeout_s=read.number("RELAY_READ_TIMEOUT", cls.read_timeout_s, positive=True),

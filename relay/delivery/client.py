@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Mapping
 from urllib.parse import urlencode
@@ -21,7 +22,7 @@ from urllib.parse import urlencode
 import certifi
 
 from relay.delivery.outcome import Failed, Outcome, RetryLater, classify, truncate_body
-from relay.delivery.wire import Answer, Connections, WireError, where_of
+from relay.delivery.wire import Answer, Connections, Request, WireError, encode_request, where_of
 from relay.errors import SourceMisconfigured
 from relay.mapping.model import MASK, TrackdriveCall
 
@@ -38,6 +39,23 @@ def relay_version() -> str:
 USER_AGENT = f"trackdrive-relay/{relay_version()}"
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A call resolved for the wire; its URL holds the lead token, so it is never logged."""
+
+    method: str
+    url: str
+    body: bytes | None
+    headers: dict[str, str]
+    connect_timeout_s: float
+    read_timeout_s: float
+    secret_values: tuple[str, ...]  # masked out of whatever Trackdrive echoes back
+
+    def encoded(self) -> Request:
+        """The request's bytes; WireError when the URL or a header cannot be sent."""
+        return encode_request(self.method, self.url, body=self.body, headers=self.headers)
+
+
 class TrackdriveClient:
     def __init__(self, default_base_url: str, *, connect_timeout_s: float = 3.05,
                  read_timeout_s: float = 15.0, pool_size: int = 32,
@@ -50,6 +68,25 @@ class TrackdriveClient:
         self.connections = Connections(max_idle=pool_size, tls=ssl.create_default_context(cafile=certifi.where()))
 
     def send(self, call: TrackdriveCall, *, lead_id: str, timeout_s: float | None = None) -> Outcome:
+        prepared = self.prepare(call, lead_id=lead_id, timeout_s=timeout_s)
+        if not isinstance(prepared, Prepared):
+            return prepared
+        try:
+            answer = self.connections.request(prepared.method, prepared.url, body=prepared.body,
+                                              headers=prepared.headers,
+                                              connect_timeout_s=prepared.connect_timeout_s,
+                                              read_timeout_s=prepared.read_timeout_s)
+        except WireError as exc:
+            return self.outcome_of(prepared, exc)
+        except Exception as exc:  # a send must never raise into the dispatcher
+            log.warning("unexpected error sending to %s: %s", where_of(prepared.url),
+                        type(exc).__name__, extra={"lead_id": lead_id})
+            return RetryLater("error", None, type(exc).__name__, None)
+        return self.outcome_of(prepared, answer)
+
+    def prepare(self, call: TrackdriveCall, *, lead_id: str,
+                timeout_s: float | None = None) -> Prepared | Outcome:
+        """The call ready to go on the wire, or the outcome of a call that cannot be made."""
         try:
             url, query, body = call.resolve(self.env, self.default_base_url)
         except SourceMisconfigured as exc:
@@ -57,25 +94,22 @@ class TrackdriveClient:
             return RetryLater("missing_secret", None, exc.message, None)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             return Failed("bad_call", None, f"the stored call cannot be resolved: {type(exc).__name__}")
-        secret_values = [self.env[name] for name in call.secrets.values() if self.env.get(name)]
         headers = self._headers(lead_id)
         payload = None
         if body:
             payload = json.dumps(body, allow_nan=False).encode("utf-8")
             headers["Content-Type"] = "application/json"
         connect_s, read_s = self._timeouts(timeout_s)
-        try:
-            response = self.connections.request(call.method, _with_query(url, query), body=payload,
-                                                headers=headers, connect_timeout_s=connect_s,
-                                                read_timeout_s=read_s)
-        except WireError as exc:
-            return _outcome_for_error(exc)
-        except Exception as exc:  # a send must never raise into the dispatcher
-            log.warning("unexpected error sending to %s: %s", where_of(url),
-                        type(exc).__name__, extra={"lead_id": lead_id})
-            return RetryLater("error", None, type(exc).__name__, None)
-        text = _scrub(truncate_body(_text_of(response)), secret_values)
-        return classify(response.status, text, response.headers)
+        secret_values = tuple(self.env[name] for name in call.secrets.values() if self.env.get(name))
+        return Prepared(call.method, _with_query(url, query), payload, headers, connect_s, read_s,
+                        secret_values)
+
+    def outcome_of(self, prepared: Prepared, result: Answer | WireError) -> Outcome:
+        """What Trackdrive's answer (or the lack of one) means for the lead."""
+        if isinstance(result, WireError):
+            return _outcome_for_error(result)
+        text = _scrub(truncate_body(_text_of(result)), prepared.secret_values)
+        return classify(result.status, text, result.headers)
 
     def close(self) -> None:
         self.connections.close()
@@ -128,7 +162,7 @@ def _outcome_for_error(exc: WireError) -> Outcome:
     return Failed("bad_call", None, f"the call cannot be sent to {exc.where}: {exc.kind}")
 
 
-def _scrub(text: str, secret_values: list[str]) -> str:
+def _scrub(text: str, secret_values: tuple[str, ...]) -> str:
     # Trackdrive may echo parameters back; a token must not land in the outbox through it.
     for value in secret_values:
         if value:

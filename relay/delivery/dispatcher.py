@@ -14,16 +14,18 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from relay import metrics
 from relay.delivery.breaker import Breakers, BreakerSettings, base_url_key
-from relay.delivery.client import TrackdriveClient
+from relay.delivery.client import Prepared, TrackdriveClient
 from relay.delivery.outcome import Delivered, Failed, Outcome, RetryLater
 from relay.delivery.ratelimit import TokenBucket
 from relay.delivery.resolve import LeadResolver, Resolution, Resolved
 from relay.delivery.retry import RetryPolicy
+from relay.delivery.sender import Exchange, Finished, Sender
+from relay.delivery.wire import WireError
 from relay.mapping.model import TrackdriveCall
 from relay.store.base import Lead, Settlement, Store
 
@@ -42,7 +44,7 @@ class Dispatcher:
                  concurrency: int = 16, rate_per_s: float = 0.0, lease_s: float = 60.0,
                  poll_interval_s: float = 1.0, clock: Callable[[], float] = time.time,
                  limiter: TokenBucket | None = None, breakers: Breakers | None = None,
-                 resolver: LeadResolver | None = None) -> None:
+                 resolver: LeadResolver | None = None, evented: bool = False) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.store = store
@@ -66,6 +68,14 @@ class Dispatcher:
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._poller: threading.Thread | None = None
+        # Evented: new and retried leads go out through one sender loop and are settled in
+        # batches by one settler thread (see relay.delivery.sender); the pool keeps the rest.
+        self._sender = Sender(client.connections, self._sent) if evented else None
+        self._settle_lock = threading.Condition(threading.Lock())
+        self._to_settle: list[_Sent] = []
+        self._settler: threading.Thread | None = None
+        self._settler_stopping = False
+        self._settling = False  # the sender loop and the settler are running
 
     # --- lifecycle ---
 
@@ -75,6 +85,8 @@ class Dispatcher:
             return
         if self._stopping.is_set():
             self._restart()
+        if self._sender is not None:
+            self._start_settling()
         self._poller = threading.Thread(target=self._poll_forever, name="relay-delivery-poller",
                                         daemon=True)
         self._poller.start()
@@ -91,6 +103,9 @@ class Dispatcher:
         wait_for_futures(pending, timeout=max(0.0, deadline - time.monotonic()))
         self._release_held()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._sender is not None:
+            self._sender.stop(max(0.0, deadline - time.monotonic()))
+            self._stop_settling(max(0.0, deadline - time.monotonic()))
 
     def _restart(self) -> None:
         if self._poller is not None:
@@ -126,7 +141,7 @@ class Dispatcher:
         """Deliver a lead stored with this dispatcher's lease, in the slot reserve() held."""
         with self._lock:
             self._held.add(lead.id)
-        return self._run(self._deliver, lead)
+        return self._dispatch(lead)
 
     def poll_once(self) -> int:
         """Claim what is due into the free slots; returns how many were claimed."""
@@ -149,7 +164,7 @@ class Dispatcher:
         for lead in leads:
             with self._lock:
                 self._held.add(lead.id)
-            self._run(self._deliver, lead)
+            self._dispatch(lead)
         return len(leads)
 
     # --- internals ---
@@ -199,6 +214,16 @@ class Dispatcher:
             if resolved is None:
                 return None
             lead = resolved
+        ready = self._ready(lead)
+        if ready is None:
+            return None
+        call, target = ready
+        started = time.monotonic()
+        outcome = self.client.send(call, lead_id=lead.id)
+        return self._record([_Sent(lead, target, None, started, outcome, time.monotonic() - started)])[0]
+
+    def _ready(self, lead: Lead) -> tuple[TrackdriveCall, str] | None:
+        """The call to send and its target, once the lead may go now; None when it is dealt with."""
         call = _call_of(lead)
         if call is None:
             if self._take_held(lead.id):
@@ -214,14 +239,125 @@ class Dispatcher:
                 or not self._take_held(lead.id)):
             self._give_back(lead.id)
             return None
+        return call, target
+
+    def _record(self, sent: list[_Sent]) -> list[Outcome]:
+        """Breakers told, attempts settled in one write, attempt lines logged; the outcomes."""
+        settlements = []
+        for item in sent:
+            self.breakers.record(item.target, item.outcome)
+            settlements.append(self._settlement(item.outcome, item.lead.attempts, item.latency_s))
+        self._settle_many([(item.lead, settlement) for item, settlement in zip(sent, settlements, strict=True)])
+        for item, settlement in zip(sent, settlements, strict=True):
+            _log_attempt(item.lead, item.outcome, settlement, item.latency_s)
+        return [item.outcome for item in sent]
+
+    # --- the evented way: one sender loop, one settler ---
+
+    def _dispatch(self, lead: Lead) -> Future[Outcome | None]:
+        if (self._sender is None or lead.status != "queued" or not self.limiter.unlimited
+                or self._stopping.is_set()):
+            return self._run(self._deliver, lead)  # the pool gives a lead back once it is shut down
+        if not self._settling:
+            self._start_settling()  # as the pool starts its threads: on first use, start() or not
+        future: Future[Outcome | None] = Future()
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+        try:
+            self._begin(lead, future)
+        except Exception as exc:
+            log.exception("delivery of a lead failed unexpectedly: %s", _describe(exc),
+                          extra={"lead_id": lead.id, "result": "error"})
+            self._give_slots(1)
+            future.set_result(None)
+        return future
+
+    def _begin(self, lead: Lead, future: Future[Outcome | None]) -> None:
+        """Hand the lead's call to the sender; its slot is given back once it is settled."""
+        assert self._sender is not None
+        ready = self._ready(lead)
+        if ready is None:
+            self._give_slots(1)
+            future.set_result(None)
+            return
+        call, target = ready
         started = time.monotonic()
-        outcome = self.client.send(call, lead_id=lead.id)
-        latency_s = time.monotonic() - started
-        self.breakers.record(target, outcome)
-        settlement = self._settlement(outcome, lead.attempts, latency_s)
-        self._settle(lead, settlement)
-        _log_attempt(lead, outcome, settlement, latency_s)
-        return outcome
+        prepared = self.client.prepare(call, lead_id=lead.id)
+        if isinstance(prepared, Prepared):
+            try:
+                request = prepared.encoded()
+            except WireError as exc:
+                outcome = self.client.outcome_of(prepared, exc)
+            else:
+                self._sender.submit(Exchange(request, prepared.connect_timeout_s, prepared.read_timeout_s,
+                                             tag=(_Sent(lead, target, future, started), prepared)))
+                return
+        else:
+            outcome = prepared
+        self._settle_later([_Sent(lead, target, future, started, outcome, 0.0)])
+
+    def _sent(self, finished: Finished) -> None:
+        """In the sender's loop: what each answer means, handed to the settler in one go."""
+        done = time.monotonic()
+        sent = []
+        for exchange, result in finished:
+            item, prepared = exchange.tag
+            try:
+                outcome = self.client.outcome_of(prepared, result)
+            except Exception as exc:  # a lead must still be settled, and the loop go on
+                log.exception("reading Trackdrive's answer failed unexpectedly", extra={"lead_id": item.lead.id})
+                outcome = RetryLater("error", None, type(exc).__name__, None)
+            sent.append(replace(item, outcome=outcome, latency_s=done - item.started))
+        self._settle_later(sent)
+
+    def _settle_later(self, sent: list[_Sent]) -> None:
+        with self._settle_lock:
+            self._to_settle.extend(sent)
+            self._settle_lock.notify()
+
+    def _start_settling(self) -> None:
+        assert self._sender is not None
+        with self._settle_lock:
+            if self._settling:
+                return
+            self._settling = True
+            previous = self._settler
+        if previous is not None:
+            previous.join()  # a settler still finishing the last stop's batch
+        self._sender.start()
+        with self._settle_lock:
+            self._settler_stopping = False
+        self._settler = threading.Thread(target=self._settle_forever, name="relay-delivery-settler",
+                                         daemon=True)
+        self._settler.start()
+
+    def _stop_settling(self, timeout_s: float) -> None:
+        with self._settle_lock:
+            self._settler_stopping = True
+            self._settling = False
+            self._settle_lock.notify()
+        if self._settler is not None:
+            self._settler.join(timeout_s)
+
+    def _settle_forever(self) -> None:
+        while True:
+            with self._settle_lock:
+                while not self._to_settle and not self._settler_stopping:
+                    self._settle_lock.wait()
+                sent, self._to_settle = self._to_settle, []
+            if not sent:
+                return
+            try:
+                outcomes: list[Outcome | None] = list(self._record(sent))
+            except Exception as exc:  # the settler must outlive any one batch's trouble
+                log.exception("recording delivered leads failed unexpectedly: %s", _describe(exc),
+                              extra={"result": "error"})
+                outcomes = [None] * len(sent)
+            for item, outcome in zip(sent, outcomes, strict=True):
+                self._give_slots(1)
+                if item.future is not None:
+                    item.future.set_result(outcome)
 
     def _resolve(self, lead: Lead) -> Lead | None:
         """Fetch and map a ``fetching`` lead; the lead to send, or None when there is nothing to send now."""
@@ -278,33 +414,41 @@ class Dispatcher:
         metrics.record_attempt(lead.source, "dead", "bad_row")
 
     def _settle(self, lead: Lead, settlement: Settlement) -> None:
-        """Record the attempt, retrying until the store takes it; only a stop gives up.
+        self._settle_many([(lead, settlement)])
 
-        Giving up while Trackdrive already has the lead means its lease expires and it
-        is sent again: a store outage must cost time, not a duplicate.
+    def _settle_many(self, settled: list[tuple[Lead, Settlement]]) -> None:
+        """Record the attempts in one write, retrying until the store takes it; only a stop gives up.
+
+        Giving up while Trackdrive already has the leads means their leases expire and they
+        are sent again: a store outage must cost time, not a duplicate.
         """
+        first = settled[0][0].id if settled else None
         attempt = 0
-        while True:
+        while settled:
             attempt += 1
             try:
-                if not self.store.settle(lead.id, self.owner, settlement):
+                kept = self.store.settle_many(self.owner, [(lead.id, settlement) for lead, settlement in settled])
+            except Exception as exc:
+                if attempt == 1 or attempt % SETTLE_LOG_EVERY == 0:
+                    log.warning("settling %d lead(s) failed, retrying until the store is back: %s",
+                                len(settled), _describe(exc),
+                                extra={"lead_id": first, "result": "store_error", "attempt": attempt})
+                if self._stopping.wait(min(MAX_SETTLE_BACKOFF_S, 0.05 * 2 ** min(attempt, 5))):
+                    # The lease expires and the lead is sent again; the Idempotency-Key
+                    # lets Trackdrive recognise the repeat.
+                    for lead, _ in settled:
+                        log.warning("stopping with a delivery unrecorded",
+                                    extra={"lead_id": lead.id, "result": "store_error"})
+                    return
+                continue
+            for (lead, settlement), recorded in zip(settled, kept, strict=True):
+                if not recorded:
                     log.warning("lease lost before settling", extra=_fields(lead, "lease_lost", None,
                                                                          None, settlement.reason))
                 elif attempt > 1:
                     log.info("settled after the store came back",
                              extra={"lead_id": lead.id, "result": "settled", "attempt": attempt})
-                return
-            except Exception as exc:
-                if attempt == 1 or attempt % SETTLE_LOG_EVERY == 0:
-                    log.warning("settling a lead failed, retrying until the store is back: %s",
-                                _describe(exc),
-                                extra={"lead_id": lead.id, "result": "store_error", "attempt": attempt})
-                if self._stopping.wait(min(MAX_SETTLE_BACKOFF_S, 0.05 * 2 ** min(attempt, 5))):
-                    # The lease expires and the lead is sent again; the Idempotency-Key
-                    # lets Trackdrive recognise the repeat.
-                    log.warning("stopping with a delivery unrecorded", extra={"lead_id": lead.id,
-                                                                              "result": "store_error"})
-                    return
+            return
 
     def _target_of(self, call: TrackdriveCall) -> str:
         return base_url_key(call, getattr(self.client, "env", {}),
@@ -370,6 +514,21 @@ class Dispatcher:
     def _forget(self, future: Future) -> None:
         with self._lock:
             self._futures.discard(future)
+
+
+_NO_OUTCOME_YET: Outcome = RetryLater("error", None, "no outcome yet", None)
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A lead whose call is out (or could not be made), and what came of it once known."""
+
+    lead: Lead
+    target: str
+    future: Future[Outcome | None] | None  # resolved once settled; None when the caller waits itself
+    started: float
+    outcome: Outcome = _NO_OUTCOME_YET
+    latency_s: float = 0.0
 
 
 def _call_of(lead: Lead) -> TrackdriveCall | None:

@@ -73,36 +73,33 @@ class Connections:
     def __init__(self, *, max_idle: int = 32, tls: ssl.SSLContext | None = None) -> None:
         self.max_idle = max_idle
         self.tls = tls if tls is not None else ssl.create_default_context()
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: dict[Origin, list[Connection]] = {}
         self._lock = threading.Lock()
 
     def request(self, method: str, url: str, *, body: bytes | None, headers: Mapping[str, str],
                 connect_timeout_s: float, read_timeout_s: float) -> Answer:
-        origin, target = split_url(url)
-        payload = _request_head(method, target, origin, headers, len(body) if body is not None else None)
-        payload += body or b""
-        kept = self._take(origin)
+        request = encode_request(method, url, body=body, headers=headers)
+        kept = self.take(request.origin)
         if kept is not None:
             try:
-                return self._exchange(kept, origin, payload, method, read_timeout_s)
+                return self._exchange(kept, request, read_timeout_s)
             except _Unanswered:
-                if not _replayable(method, headers):
-                    raise WireError("protocol", origin.where) from None
+                if not request.replayable:
+                    raise WireError("protocol", request.origin.where) from None
                 # Trackdrive closed the kept connection as it was reused, before any answer:
                 # sent again at once on a new one, as the outbox's retry would send it later.
         try:
-            return self._exchange(self._connect(origin, connect_timeout_s), origin, payload, method,
-                                  read_timeout_s)
+            return self._exchange(self.connect(request.origin, connect_timeout_s), request, read_timeout_s)
         except _Unanswered:
-            raise WireError("protocol", origin.where) from None
+            raise WireError("protocol", request.origin.where) from None
 
-    def _exchange(self, connection: _Connection, origin: Origin, payload: bytes, method: str,
-                  read_timeout_s: float) -> Answer:
+    def _exchange(self, connection: Connection, request: Request, read_timeout_s: float) -> Answer:
+        origin = request.origin
         connection.answered = False
         try:
             connection.sock.settimeout(read_timeout_s)
-            connection.sock.sendall(payload)
-            answer, reusable = connection.read_answer(head_only=method == "HEAD")
+            connection.sock.sendall(request.payload)
+            answer, reusable = connection.read_answer(head_only=request.head_only)
         except TimeoutError:
             connection.close()
             raise WireError("timeout", origin.where) from None
@@ -112,7 +109,7 @@ class Connections:
                 raise _Unanswered from exc
             raise WireError("protocol", origin.where) from exc
         if reusable:
-            self._keep(origin, connection)
+            self.keep(origin, connection)
         else:
             connection.close()
         return answer
@@ -124,7 +121,8 @@ class Connections:
             for connection in connections:
                 connection.close()
 
-    def _take(self, origin: Origin) -> _Connection | None:
+    def take(self, origin: Origin) -> Connection | None:
+        """An idle kept connection to ``origin`` that is still open, or None."""
         while True:
             with self._lock:
                 kept = self._idle.get(origin)
@@ -133,7 +131,8 @@ class Connections:
                 return connection
             connection.close()  # Trackdrive closed it while it sat idle
 
-    def _keep(self, origin: Origin, connection: _Connection) -> None:
+    def keep(self, origin: Origin, connection: Connection) -> None:
+        """Keep a connection whose exchange ended cleanly for the next call (or close it)."""
         with self._lock:
             kept = self._idle.setdefault(origin, [])
             if len(kept) < self.max_idle:
@@ -141,7 +140,8 @@ class Connections:
                 return
         connection.close()
 
-    def _connect(self, origin: Origin, timeout_s: float) -> _Connection:
+    def connect(self, origin: Origin, timeout_s: float) -> Connection:
+        """A new connection (TLS for https), blocking up to ``timeout_s``; WireError otherwise."""
         try:
             sock = socket.create_connection((origin.host, origin.port), timeout=timeout_s)
         except TimeoutError:
@@ -158,7 +158,7 @@ class Connections:
         except OSError as exc:  # a failed handshake or certificate check
             sock.close()
             raise WireError("connect", origin.where) from exc
-        return _Connection(sock)
+        return Connection(sock)
 
 
 def split_url(url: str) -> tuple[Origin, str]:
@@ -176,6 +176,23 @@ def split_url(url: str) -> tuple[Origin, str]:
     if parts.query:
         target += "?" + quote(parts.query, safe=TARGET_SAFE)
     return Origin(scheme, host, port), target
+
+
+@dataclass(frozen=True)
+class Request:
+    """One call as it goes on the wire, with what its exchange needs to know."""
+
+    origin: Origin
+    payload: bytes
+    head_only: bool  # the answer has no body to read
+    replayable: bool  # may be sent again when a reused connection fails before any answer
+
+
+def encode_request(method: str, url: str, *, body: bytes | None, headers: Mapping[str, str]) -> Request:
+    """The request's bytes; WireError("invalid_url" or "invalid_header") when it cannot be sent."""
+    origin, target = split_url(url)
+    payload = _request_head(method, target, origin, headers, len(body) if body is not None else None)
+    return Request(origin, payload + (body or b""), method == "HEAD", _replayable(method, headers))
 
 
 def where_of(url: str) -> str:
@@ -209,27 +226,20 @@ def _replayable(method: str, headers: Mapping[str, str]) -> bool:
         name.lower() in ("idempotency-key", "x-idempotency-key") for name in headers)
 
 
-class _Connection:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
+class Incomplete(Exception):
+    """The answer is not all there yet: wait for more bytes."""
+
+
+class _Reader:
+    """Reads one answer out of ``buffer``, asking :meth:`_more` for bytes whenever it runs short."""
+
+    def __init__(self) -> None:
         self.buffer = bytearray()
         self.answered = False  # a byte of the answer to the request in flight has arrived
 
-    def still_open(self) -> bool:
-        """A kept connection Trackdrive has not closed: nothing to read on it yet."""
-        if self.buffer:
-            return False
-        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
-            return False
-        try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-        except (OSError, ValueError):
-            return False
-        return not readable
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
+    def _more(self) -> bytes:
+        """The next bytes of the connection; empty once it has ended."""
+        raise NotImplementedError
 
     def read_answer(self, *, head_only: bool) -> tuple[Answer, bool]:
         """The answer, and whether the connection can carry another request."""
@@ -266,7 +276,7 @@ class _Connection:
         return version, int(code), headers
 
     def _receive(self) -> None:
-        chunk = self.sock.recv(RECV_BYTES)
+        chunk = self._more()
         if not chunk:
             raise ConnectionResetError("closed before the answer ended")
         self.answered = True
@@ -316,10 +326,63 @@ class _Connection:
     def _read_to_end(self) -> bytes:
         kept = bytearray(self.buffer[:MAX_BODY_BYTES])
         self.buffer.clear()
-        while chunk := self.sock.recv(RECV_BYTES):
+        while chunk := self._more():
             if len(kept) < MAX_BODY_BYTES:
                 kept += chunk[:MAX_BODY_BYTES - len(kept)]
         return bytes(kept)
+
+
+class Connection(_Reader):
+    """A socket to one origin, read with blocking calls (the sender reads it without them)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self.sock = sock
+
+    def _more(self) -> bytes:
+        return self.sock.recv(RECV_BYTES)
+
+    def still_open(self) -> bool:
+        """A kept connection Trackdrive has not closed: nothing to read on it yet."""
+        if self.buffer:
+            return False
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return False
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class _Received(_Reader):
+    """What has arrived so far, read as if it were the whole connection."""
+
+    def __init__(self, data: bytes, ended: bool) -> None:
+        super().__init__()
+        self.buffer += data
+        self.answered = bool(data)
+        self._ended = ended
+
+    def _more(self) -> bytes:
+        if self._ended:
+            return b""
+        raise Incomplete
+
+
+def parse_answer(data: bytes, *, ended: bool, head_only: bool) -> tuple[Answer, bool]:
+    """The answer in ``data`` and whether the connection can carry another request.
+
+    Raises Incomplete while more bytes are needed (``ended``: the connection has closed),
+    ValueError for an answer that is not HTTP/1, ConnectionResetError when it closed mid-answer.
+    """
+    received = _Received(data, ended)
+    answer, reusable = received.read_answer(head_only=head_only)
+    return answer, reusable and not received.buffer and not ended
 
 
 def _keeps_alive(version: str, connection: str) -> bool:

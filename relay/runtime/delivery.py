@@ -31,7 +31,7 @@ def build_dispatcher(state: RelayState) -> Dispatcher:
     return Dispatcher(state.store, client, policy, owner=worker_owner(),
                       concurrency=settings.delivery_concurrency, rate_per_s=settings.delivery_rate,
                       lease_s=settings.lease_s, poll_interval_s=settings.poll_interval_s,
-                      breakers=breakers, resolver=build_fetcher(state))
+                      breakers=breakers, resolver=build_fetcher(state), evented=settings.delivery_evented)
 
 
 def build_fetcher(state: RelayState) -> Fetcher:

@@ -211,6 +211,13 @@ class Store(abc.ABC):
         A ``fetching`` lead settled "retry" stays ``fetching``: it still has to be fetched.
         """
 
+    def settle_many(self, owner: str, settlements: Sequence[tuple[str, Settlement]]) -> builtins.list[bool]:
+        """Several settles, in one transaction where the backend can: one commit for a batch.
+
+        Each result is what :meth:`settle` would have said for that lead.
+        """
+        return [self.settle(lead_id, owner, settlement) for lead_id, settlement in settlements]
+
     def resolve(self, lead_id: str, owner: str, *, status: str, call: dict[str, Any] | None,
                 error: dict[str, Any] | None, fetched: Any | None, mapping_version: str,
                 now: float) -> bool:

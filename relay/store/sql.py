@@ -193,28 +193,15 @@ class SqlStore(RetentionSql, Store):
                                                lead.next_attempt_at or 0.0, lead.id))
 
     def settle(self, lead_id: str, owner: str, settlement: Settlement) -> bool:
-        check_settlement(settlement)
-        result = settlement.result
-        retry_at = settlement.next_attempt_at if result == "retry" else None
-        params = {"id": lead_id, "owner": owner, "at": settlement.at, "result": result,
-                  # A fetching lead that must wait still has to be fetched first.
-                  "fetching_result": "fetching" if result == "retry" else result,
-                  "next": retry_at, "response_status": settlement.response_status,
-                  "response_body": truncate(settlement.response_body),
-                  "reason": settlement.reason, "latency_s": settlement.latency_s,
-                  "delivered_at": settlement.at if result == "delivered" else None}
+        return self.settle_many(owner, [(lead_id, settlement)])[0]
 
-        def write(tx: Tx) -> bool:
-            moved = tx.run(
-                "UPDATE leads SET status = CASE WHEN status = 'fetching' THEN :fetching_result"
-                " ELSE :result END, attempts = attempts + 1, next_attempt_at = :next,"
-                " lease_owner = NULL, lease_until = NULL, response_status = :response_status,"
-                " response_body = :response_body, delivered_at = :delivered_at, updated_at = :at"
-                " WHERE id = :id AND lease_owner = :owner", params)
-            if moved != 1:
-                return False
-            tx.run(RECORD_ATTEMPT, params)
-            return True
+    def settle_many(self, owner: str, settlements: Sequence[tuple[str, Settlement]]) -> builtins.list[bool]:
+        for _, settlement in settlements:
+            check_settlement(settlement)
+        params = [_settle_params(lead_id, owner, settlement) for lead_id, settlement in settlements]
+
+        def write(tx: Tx) -> builtins.list[bool]:
+            return [_settle_one(tx, one_params) for one_params in params]
 
         return self._write(write, hot=True)
 
@@ -561,3 +548,28 @@ def filters(*, status: str | None = None, statuses: Sequence[str] | None = None,
         clauses.append("received_at < :until")
         params["until"] = until
     return "WHERE " + (" AND ".join(clauses) if clauses else "1 = 1"), params
+
+
+def _settle_params(lead_id: str, owner: str, settlement: Settlement) -> dict[str, Any]:
+    result = settlement.result
+    return {"id": lead_id, "owner": owner, "at": settlement.at, "result": result,
+            # A fetching lead that must wait still has to be fetched first.
+            "fetching_result": "fetching" if result == "retry" else result,
+            "next": settlement.next_attempt_at if result == "retry" else None,
+            "response_status": settlement.response_status,
+            "response_body": truncate(settlement.response_body),
+            "reason": settlement.reason, "latency_s": settlement.latency_s,
+            "delivered_at": settlement.at if result == "delivered" else None}
+
+
+def _settle_one(tx: Tx, params: dict[str, Any]) -> bool:
+    moved = tx.run(
+        "UPDATE leads SET status = CASE WHEN status = 'fetching' THEN :fetching_result"
+        " ELSE :result END, attempts = attempts + 1, next_attempt_at = :next,"
+        " lease_owner = NULL, lease_until = NULL, response_status = :response_status,"
+        " response_body = :response_body, delivered_at = :delivered_at, updated_at = :at"
+        " WHERE id = :id AND lease_owner = :owner", params)
+    if moved != 1:
+        return False
+    tx.run(RECORD_ATTEMPT, params)
+    return True

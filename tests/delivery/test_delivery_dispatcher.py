@@ -51,9 +51,11 @@ def live_client(sandbox: RunningSandbox) -> TrackdriveClient:
     return TrackdriveClient(sandbox.url, env={TOKEN_ENV: TOKEN})
 
 
-def test_a_handed_over_lead_is_delivered_and_settled(sandbox: RunningSandbox, live_client: TrackdriveClient) -> None:
+@pytest.mark.parametrize("evented", [False, True], ids=["threads", "evented"])
+def test_a_handed_over_lead_is_delivered_and_settled(sandbox: RunningSandbox, live_client: TrackdriveClient,
+                                                     evented: bool) -> None:
     store = FakeStore(make_lead("L1", CALL))
-    dispatcher = dispatcher_for(store, live_client)
+    dispatcher = dispatcher_for(store, live_client, evented=evented)
     outcome = hand_over(dispatcher, store, "L1").result(timeout=30)
     assert isinstance(outcome, Delivered)
     assert store.get("L1").status == "delivered"
@@ -208,13 +210,15 @@ def test_attempts_are_logged_without_secrets_or_phones(caplog: pytest.LogCapture
     assert "+15551234567" not in caplog.text and TOKEN not in caplog.text
 
 
+@pytest.mark.parametrize("evented", [False, True], ids=["threads", "evented"])
 def test_delivery_with_faults_ends_with_every_lead_accepted_once(sandbox: RunningSandbox,
-                                                               live_client: TrackdriveClient) -> None:
+                                                               live_client: TrackdriveClient,
+                                                               evented: bool) -> None:
     set_behaviour(sandbox, fail_rate=0.3, rate_429=0.2, retry_after=0, drop_rate=0.1, seed=3)
     store = FakeStore(*(make_lead(f"L{n}", CALL) for n in range(40)))
     policy = RetryPolicy(delays=(0,) * 50, jitter=0.0)
     dispatcher = Dispatcher(store, live_client, policy, owner="w", concurrency=8,
-                            poll_interval_s=0.01)
+                            poll_interval_s=0.01, evented=evented)
     dispatcher.start()
     assert eventually(lambda: all(lead.status == "delivered" for lead in store.rows.values()), 60)
     dispatcher.stop(10)

@@ -45,15 +45,19 @@ def eventually(condition: Callable[[], bool], limit_s: float = 30.0) -> bool:
     return condition()
 
 
+# Every test runs both ways a dispatcher sends: a thread per call, and the evented sender.
+pytestmark = pytest.mark.parametrize("evented", [False, True], ids=["threads", "evented"])
+
+
 def dispatcher(store: Store, sandbox: RunningSandbox, **kwargs: Any) -> Dispatcher:
     client = TrackdriveClient(sandbox.url, env={TOKEN_ENV: TOKEN})
     options = {"owner": "w1", "concurrency": 8, "poll_interval_s": 0.02, **kwargs}
     return Dispatcher(store, client, RetryPolicy(delays=(0,) * 30, jitter=0.0), **options)
 
 
-def test_a_handed_over_lead_is_delivered(store: Store, sandbox: RunningSandbox) -> None:
+def test_a_handed_over_lead_is_delivered(store: Store, sandbox: RunningSandbox, evented: bool) -> None:
     lead_id = insert(store, create_call().to_dict())
-    worker = dispatcher(store, sandbox)
+    worker = dispatcher(store, sandbox, evented=evented)
     assert hand_over(worker, store, lead_id).result(timeout=30).status == 201
     worker.stop(5)
     lead = store.get(lead_id)
@@ -62,11 +66,11 @@ def test_a_handed_over_lead_is_delivered(store: Store, sandbox: RunningSandbox) 
     assert received(sandbox)[0]["lead_id"] == lead_id
 
 
-def test_faults_and_bad_rows_end_settled(store: Store, sandbox: RunningSandbox) -> None:
+def test_faults_and_bad_rows_end_settled(store: Store, sandbox: RunningSandbox, evented: bool) -> None:
     set_behaviour(sandbox, fail_rate=0.3, rate_429=0.1, retry_after=0, drop_rate=0.1, seed=5)
     good = [insert(store, create_call().to_dict()) for _ in range(30)]
     bad = insert(store, {"action": "create_lead"})
-    worker = dispatcher(store, sandbox)
+    worker = dispatcher(store, sandbox, evented=evented)
     worker.start()
     assert eventually(lambda: all(store.get(i).status == "delivered" for i in good))
     assert eventually(lambda: store.get(bad).status == "dead")
@@ -77,15 +81,15 @@ def test_faults_and_bad_rows_end_settled(store: Store, sandbox: RunningSandbox) 
     assert store.attempts(bad)[0].reason == "bad_row"
 
 
-def test_stop_releases_claimed_leads_for_the_next_start(store: Store, sandbox: RunningSandbox) -> None:
+def test_stop_releases_claimed_leads_for_the_next_start(store: Store, sandbox: RunningSandbox, evented: bool) -> None:
     ids = [insert(store, create_call().to_dict()) for _ in range(3)]
-    worker = dispatcher(store, sandbox, limiter=TokenBucket(0.001))  # one send, then a long wait
+    worker = dispatcher(store, sandbox, evented=evented, limiter=TokenBucket(0.001))  # one send, then a long wait
     assert worker.poll_once() == 3
     assert eventually(lambda: sum(store.get(i).status == "delivered" for i in ids) == 1)
     worker.stop(10)
     waiting = [store.get(i) for i in ids if store.get(i).status != "delivered"]
     assert [(lead.status, lead.lease_owner) for lead in waiting] == [("queued", None)] * 2
-    successor = dispatcher(store, sandbox, owner="w2")
+    successor = dispatcher(store, sandbox, evented=evented, owner="w2")
     assert successor.poll_once() == 2
     assert eventually(lambda: all(store.get(i).status == "delivered" for i in ids))
     successor.stop(5)
@@ -111,6 +115,12 @@ class OutageStore:
             raise StoreUnavailable("the outbox is unreachable (test outage)")
         return self.inner.settle(*args, **kwargs)
 
+    def settle_many(self, *args: Any, **kwargs: Any) -> list[bool]:
+        if self._down():
+            self.failed_settles += 1
+            raise StoreUnavailable("the outbox is unreachable (test outage)")
+        return self.inner.settle_many(*args, **kwargs)
+
     def claim_due(self, *args: Any, **kwargs: Any) -> Any:
         if self.down_until is not None and time.monotonic() < self.down_until:
             raise StoreUnavailable("the outbox is unreachable (test outage)")
@@ -121,11 +131,11 @@ class OutageStore:
 
 
 def test_a_ten_second_store_outage_while_settling_sends_nothing_twice(store: Store, sandbox: RunningSandbox
-                                                                      ) -> None:
+                                                                      , evented: bool) -> None:
     lease_s = 12.0  # outlives the outage; giving up on the settle would resend once it runs out
     flaky = OutageStore(store, outage_s=10.0)
     lead_ids = [insert(store, create_call(caller_id=f"+1555123{i:04d}").to_dict()) for i in range(6)]
-    workers = [dispatcher(flaky, sandbox, owner=f"w{n}", lease_s=lease_s, poll_interval_s=0.2)  # type: ignore[arg-type]
+    workers = [dispatcher(flaky, sandbox, evented=evented, owner=f"w{n}", lease_s=lease_s, poll_interval_s=0.2)  # type: ignore[arg-type]
                for n in (1, 2)]
     for worker in workers:
         worker.start()
@@ -139,3 +149,17 @@ def test_a_ten_second_store_outage_while_settling_sends_nothing_twice(store: Sto
     sent = [r["lead_id"] for r in received(sandbox)]
     assert sorted(sent) == sorted(lead_ids), sent
     assert [store.get(i).attempts for i in lead_ids] == [1] * len(lead_ids)
+
+
+def test_a_stopped_dispatcher_starts_again_and_delivers(store: Store, sandbox: RunningSandbox,
+                                                       evented: bool) -> None:
+    worker = dispatcher(store, sandbox, evented=evented)
+    worker.start()
+    first = insert(store, create_call().to_dict())
+    assert eventually(lambda: store.get(first).status == "delivered")
+    worker.stop(5)
+    second = insert(store, create_call(caller_id="+15551230002").to_dict())
+    worker.start()
+    assert eventually(lambda: store.get(second).status == "delivered")
+    worker.stop(5)
+    assert [r["lead_id"] for r in received(sandbox)] == [first, second]

@@ -6,12 +6,14 @@ import socket
 import ssl
 import subprocess
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from relay.delivery.wire import MAX_BODY_BYTES, Connections, WireError, split_url
+from relay.delivery.sender import MAX_ANSWER_BYTES, Exchange, Finished, Sender
+from relay.delivery.wire import MAX_BODY_BYTES, Answer, Connections, WireError, encode_request, split_url
 
 HEADERS = {"Accept": "application/json", "Idempotency-Key": "L1"}  # as the relay sends every call
 
@@ -103,16 +105,53 @@ def serve() -> Iterator:
         server.close()
 
 
-def call(connections: Connections, url: str, body: bytes | None = b'{"a": 1}', method: str = "POST",
-         read_timeout_s: float = 10.0):
-    return connections.request(method, url + "/api/v1/leads?lead_token=t", body=body, headers=HEADERS,
-                               connect_timeout_s=5, read_timeout_s=read_timeout_s)
+class Way:
+    """One call through the blocking client (``Connections.request``) or the evented sender."""
+
+    def __init__(self, evented: bool) -> None:
+        self.evented = evented
+        self.senders: dict[int, Sender] = {}
+
+    def __call__(self, connections: Connections, url: str, body: bytes | None = b'{"a": 1}',
+                 method: str = "POST", read_timeout_s: float = 10.0, path: str = "/api/v1/leads?lead_token=t",
+                 headers: dict[str, str] | None = None) -> Answer:
+        headers = HEADERS if headers is None else headers
+        if not self.evented:
+            return connections.request(method, url + path, body=body, headers=headers,
+                                       connect_timeout_s=5, read_timeout_s=read_timeout_s)
+        request = encode_request(method, url + path, body=body, headers=headers)
+        done: Future[Answer | WireError] = Future()
+        self._sender(connections).submit(Exchange(request, 5, read_timeout_s, tag=done))
+        result = done.result(timeout=30)
+        if isinstance(result, WireError):
+            raise result
+        return result
+
+    def _sender(self, connections: Connections) -> Sender:
+        if id(connections) not in self.senders:
+            def finished(batch: Finished) -> None:
+                for exchange, result in batch:
+                    exchange.tag.set_result(result)
+            self.senders[id(connections)] = sender = Sender(connections, finished)
+            sender.start()
+        return self.senders[id(connections)]
+
+    def close(self) -> None:
+        for sender in self.senders.values():
+            sender.stop(5)
+
+
+@pytest.fixture(params=["blocking", "evented"])
+def call(request: pytest.FixtureRequest) -> Iterator[Way]:
+    way = Way(evented=request.param == "evented")
+    yield way
+    way.close()
 
 
 OK = b'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{"ok": true}'
 
 
-def test_a_content_length_answer_and_the_request_it_answers(serve) -> None:
+def test_a_content_length_answer_and_the_request_it_answers(call, serve) -> None:
     server = serve(b"HTTP/1.1 201 Created\r\nContent-Length: 4\r\nX-Twice: a\r\nx-twice: b\r\n\r\nbody")
     answer = call(Connections(), server.url)
     assert (answer.status, answer.body, answer.headers["x-twice"]) == (201, b"body", "a, b")
@@ -123,7 +162,7 @@ def test_a_content_length_answer_and_the_request_it_answers(serve) -> None:
     assert b"Content-Length: 8" in lines and body == b'{"a": 1}'
 
 
-def test_a_chunked_answer_with_extensions_and_trailers(serve) -> None:
+def test_a_chunked_answer_with_extensions_and_trailers(call, serve) -> None:
     server = serve(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                    b"4;name=x\r\nWiki\r\n6\r\npedia \r\n0\r\nTrailer: y\r\n\r\n", OK)
     connections = Connections()
@@ -132,7 +171,7 @@ def test_a_chunked_answer_with_extensions_and_trailers(serve) -> None:
     assert server.connections == 1  # the chunked answer ended cleanly: the connection was kept
 
 
-def test_an_answer_that_ends_with_the_connection(serve) -> None:
+def test_an_answer_that_ends_with_the_connection(call, serve) -> None:
     server = serve(b"HTTP/1.1 200 OK\r\n\r\nuntil the end", OK, close_after=True)
     connections = Connections()
     assert call(connections, server.url).body == b"until the end"
@@ -142,7 +181,7 @@ def test_an_answer_that_ends_with_the_connection(serve) -> None:
 
 @pytest.mark.parametrize("head", [b"HTTP/1.1 201 Created\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
                                   b"HTTP/1.0 201 Created\r\nContent-Length: 0\r\n\r\n"])
-def test_a_connection_the_answer_closes_is_not_kept(serve, head: bytes) -> None:
+def test_a_connection_the_answer_closes_is_not_kept(call, serve, head: bytes) -> None:
     server = serve(head, OK, close_after=True)
     connections = Connections()
     assert call(connections, server.url).status == 201
@@ -150,12 +189,12 @@ def test_a_connection_the_answer_closes_is_not_kept(serve, head: bytes) -> None:
     assert server.connections == 2
 
 
-def test_an_interim_answer_is_skipped(serve) -> None:
+def test_an_interim_answer_is_skipped(call, serve) -> None:
     server = serve(b"HTTP/1.1 100 Continue\r\n\r\n" + OK)
     assert call(Connections(), server.url).status == 201
 
 
-def test_a_kept_connection_closed_while_idle_is_replaced(serve) -> None:
+def test_a_kept_connection_closed_while_idle_is_replaced(call, serve) -> None:
     server = serve(OK, OK, close_after=True)  # closes after each answer without saying so
     connections = Connections()
     assert call(connections, server.url).status == 201
@@ -164,24 +203,22 @@ def test_a_kept_connection_closed_while_idle_is_replaced(serve) -> None:
 
 
 @pytest.mark.parametrize(("headers", "replayed"), [({"Idempotency-Key": "L1"}, True), ({}, False)])
-def test_a_kept_connection_that_drops_the_request_unanswered(serve, headers: dict[str, str],
+def test_a_kept_connection_that_drops_the_request_unanswered(call, serve, headers: dict[str, str],
                                                              replayed: bool) -> None:
     server = serve(OK, None, OK)  # the second request finds the kept connection closing
     connections = Connections()
     assert call(connections, server.url).status == 201
     if replayed:  # sent again at once on a new connection, as Go's net/http does with such a key
-        answer = connections.request("POST", server.url + "/", body=b"{}", headers=headers,
-                                     connect_timeout_s=5, read_timeout_s=10)
+        answer = call(connections, server.url, body=b"{}", path="/", headers=headers)
         assert (answer.status, server.connections, len(server.requests)) == (201, 2, 3)
     else:
         with pytest.raises(WireError) as raised:
-            connections.request("POST", server.url + "/", body=b"{}", headers=headers,
-                                connect_timeout_s=5, read_timeout_s=10)
+            call(connections, server.url, body=b"{}", path="/", headers=headers)
         assert raised.value.kind == "protocol"
         assert len(server.requests) == 2
 
 
-def test_a_large_body_is_cut_and_the_connection_still_kept(serve) -> None:
+def test_a_large_body_is_cut_and_the_connection_still_kept(call, serve) -> None:
     size = MAX_BODY_BYTES + 1000
     server = serve(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"x" * size, OK)
     connections = Connections()
@@ -194,7 +231,7 @@ def test_a_large_body_is_cut_and_the_connection_still_kept(serve) -> None:
                                     b"HTTP/1.1 201 Created\r\nno colon here\r\n\r\n",
                                     b"HTTP/1.1 201 Created\r\nContent-Length: -1\r\n\r\n",
                                     b"HTTP/1.1 201 Created\r\nContent-Length: 10\r\n\r\nshort", None])
-def test_a_broken_or_missing_answer_is_a_protocol_error(serve, answer: bytes | None) -> None:
+def test_a_broken_or_missing_answer_is_a_protocol_error(call, serve, answer: bytes | None) -> None:
     server = serve(answer, close_after=True)
     with pytest.raises(WireError) as raised:
         call(Connections(), server.url)
@@ -202,7 +239,7 @@ def test_a_broken_or_missing_answer_is_a_protocol_error(serve, answer: bytes | N
     assert "lead_token" not in str(raised.value)
 
 
-def test_a_silent_server_is_a_timeout(serve) -> None:
+def test_a_silent_server_is_a_timeout(call, serve) -> None:
     listener = socket.create_server(("127.0.0.1", 0))  # accepts (backlog) and never answers
     try:
         with pytest.raises(WireError) as raised:
@@ -212,7 +249,7 @@ def test_a_silent_server_is_a_timeout(serve) -> None:
         listener.close()
 
 
-def test_nothing_listening_is_a_connect_error() -> None:
+def test_nothing_listening_is_a_connect_error(call) -> None:
     with pytest.raises(WireError) as raised:
         call(Connections(), "http://127.0.0.1:9")
     assert (raised.value.kind, raised.value.where) == ("connect", "http://127.0.0.1:9")
@@ -231,11 +268,10 @@ def test_targets_are_escaped_once_and_hosts_named_as_http_wants() -> None:
     assert split_url("https://example.com/")[0].host_header == "example.com"
 
 
-def test_a_header_that_would_split_the_request_is_refused(serve) -> None:
+def test_a_header_that_would_split_the_request_is_refused(call, serve) -> None:
     server = serve(OK)
     with pytest.raises(WireError) as raised:
-        Connections().request("POST", server.url + "/", body=None, headers={"X-Lead": "a\r\nInjected: 1"},
-                              connect_timeout_s=5, read_timeout_s=5)
+        call(Connections(), server.url, body=None, path="/", headers={"X-Lead": "a\r\nInjected: 1"})
     assert raised.value.kind == "invalid_header"
     assert server.requests == []
 
@@ -252,7 +288,7 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
-def test_https_checks_the_certificate(serve, certificate: tuple[Path, Path]) -> None:
+def test_https_checks_the_certificate(call, serve, certificate: tuple[Path, Path]) -> None:
     cert, key = certificate
     server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_side.load_cert_chain(cert, key)
@@ -262,3 +298,72 @@ def test_https_checks_the_certificate(serve, certificate: tuple[Path, Path]) -> 
     with pytest.raises(WireError) as raised:
         call(Connections(), server.url)  # the system's authorities do not know this certificate
     assert raised.value.kind == "connect"
+
+
+def test_the_sender_answers_what_is_ready_while_another_call_waits(serve) -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (backlog) and never answers
+    server = serve(*[OK] * 20)
+    finished: list[str] = []
+    all_done = threading.Event()
+
+    def record(batch: Finished) -> None:
+        for exchange, result in batch:
+            finished.append(exchange.tag if isinstance(result, Answer) else f"{exchange.tag}:{result.kind}")
+        if len(finished) == 21:
+            all_done.set()
+
+    sender = Sender(Connections(), record)
+    sender.start()
+    try:
+        silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        sender.submit(Exchange(encode_request("POST", silent_url, body=b"{}", headers=HEADERS), 5, 3,
+                               tag="held"))
+        for n in range(20):
+            sender.submit(Exchange(encode_request("POST", server.url + "/", body=b"{}", headers=HEADERS), 5, 10,
+                                   tag=f"fast{n}"))
+        assert all_done.wait(30)
+    finally:
+        sender.stop(5)
+        silent.close()
+    assert finished[-1] == "held:timeout"  # the held call timed out after every other was answered
+    assert sorted(finished[:-1]) == sorted(f"fast{n}" for n in range(20))
+
+
+def test_the_sender_refuses_an_answer_too_large_to_be_trackdrives(serve) -> None:
+    # The blocking client reads such an answer through and drops the rest; the sender holds
+    # an answer whole while it arrives, so it stops at a bound.
+    size = MAX_ANSWER_BYTES + 1
+    server = serve(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"x" * size)
+    evented = Way(evented=True)
+    try:
+        with pytest.raises(WireError) as raised:
+            evented(Connections(), server.url)
+    finally:
+        evented.close()
+    assert raised.value.kind == "protocol"
+
+
+class BrokenOnce(Connections):
+    """Connections whose first take() hits a defect."""
+
+    broken = True
+
+    def take(self, origin):  # type: ignore[no-untyped-def]
+        if self.broken:
+            self.broken = False
+            raise RuntimeError("a defect in one call")
+        return super().take(origin)
+
+
+def test_a_defect_in_one_call_ends_that_call_and_not_the_loop(serve, caplog: pytest.LogCaptureFixture) -> None:
+    server = serve(OK)
+    evented = Way(evented=True)
+    connections = BrokenOnce()
+    try:
+        with pytest.raises(WireError) as raised:
+            evented(connections, server.url)
+        assert raised.value.kind == "protocol"
+        assert evented(connections, server.url).status == 201
+    finally:
+        evented.close()
+    assert "failed unexpectedly in the sender" in caplog.text

@@ -185,6 +185,24 @@ def test_settle_by_non_owner_changes_nothing(store: Store) -> None:
     assert store.attempts(lead.id) == []
 
 
+def test_settle_many_settles_each_lead_as_settle_would(store: Store) -> None:
+    delivered, retried, lost = insert(store), insert(store), insert(store)
+    for lead in (delivered, retried, lost):
+        store.claim(lead.id, "w1", 60, T0)
+    store.claim(lost.id, "w2", 60, T0 + 120)  # its lease expired and another worker took it
+    results = store.settle_many("w1", [
+        (delivered.id, Settlement("delivered", at=T0 + 1, response_status=201, response_body="{}")),
+        (retried.id, retry_at(T0 + 1, T0 + 31)),
+        (lost.id, Settlement("delivered", at=T0 + 1)),
+    ])
+    assert results == [True, True, False]
+    statuses = [(lead.status, lead.attempts, lead.lease_owner)
+                for lead in map(store.get, (delivered.id, retried.id, lost.id)) if lead is not None]
+    assert statuses == [("delivered", 1, None), ("retry", 1, None), ("queued", 0, "w2")]
+    assert [len(store.attempts(lead.id)) for lead in (delivered, retried, lost)] == [1, 1, 0]
+    assert store.settle_many("w1", []) == []
+
+
 def test_claim_exclusive_across_threads(backend: Backend) -> None:
     seed = backend.open()
     ids = {insert(seed, received_at=T0 + i).id for i in range(60)}
