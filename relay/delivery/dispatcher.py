@@ -1,10 +1,15 @@
-"""Moves leads from the outbox to Trackdrive: a poller plus a bounded pool.
+"""Moves leads from the outbox to Trackdrive: a poller, ``concurrency`` slots, two ways to send.
 
 Two ways in: the web layer reserves a slot (:meth:`Dispatcher.reserve`), stores a new
 lead already leased to this dispatcher and hands it over (:meth:`Dispatcher.deliver_leased`)
 so it goes out at once; the poller claims whatever else is due (retries, leases that
-expired, leads stored while the pool was full). Every
-lead is leased before it is sent and settled after, so a crash or a stop never
+expired, leads stored while every slot was taken).
+
+Two ways out. Evented (the relay's default): the call goes to the worker's one
+:class:`relay.delivery.sender.Sender` loop, and one settler thread records the answers of
+each turn of that loop in one write. A lead to fetch first, a send the rate limiter paces, and
+every lead of a dispatcher built without ``evented`` go to a pool thread that sends and settles
+it alone. Every lead is leased before it is sent and settled after, so a crash or a stop never
 loses one: an unsettled lease just expires and the lead is due again.
 """
 from __future__ import annotations
