@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 from typing import Callable, Iterator
 
@@ -22,6 +21,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from relay import outcomes
+from relay.metrics_dir import mark_worker_dead, wipe_multiprocess_dir  # noqa: F401 - part of this module's API
 from relay.store.base import PendingStats, Store
 
 log = logging.getLogger("relay.metrics")
@@ -161,20 +161,3 @@ class _Forward(Collector):
 
 
 # --- the multiprocess directory's life, driven by the gunicorn master ---
-
-def wipe_multiprocess_dir(directory: str) -> None:
-    """Remove what a previous run left: stale files would be added to this run's counts."""
-    if not directory:
-        return
-    os.makedirs(directory, exist_ok=True)
-    for name in os.listdir(directory):
-        if name.endswith(".db"):
-            os.remove(os.path.join(directory, name))
-
-
-def mark_worker_dead(pid: int, directory: str) -> None:
-    """A worker exited: its live gauges go; its counters stay in the totals."""
-    if directory:
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid, directory)

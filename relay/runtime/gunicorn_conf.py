@@ -59,7 +59,7 @@ control_socket_disable = True
 def on_starting(server: Any) -> None:
     """Empty the metrics directory, then migrate once in the master, before workers race to do it."""
     from relay.errors import StoreUnavailable
-    from relay.metrics import wipe_multiprocess_dir
+    from relay.metrics_dir import wipe_multiprocess_dir
 
     wipe_multiprocess_dir(os.environ[METRICS_DIR_ENV])
     from relay.store import open_store
@@ -89,7 +89,7 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    from relay.metrics import mark_worker_dead
+    from relay.metrics_dir import mark_worker_dead
 
     mark_worker_dead(worker.pid, os.environ[METRICS_DIR_ENV])
 
