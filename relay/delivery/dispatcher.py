@@ -346,13 +346,16 @@ class Dispatcher:
             self._settler.join(timeout_s)
 
     def _settle_forever(self) -> None:
+        assert self._sender is not None
         while True:
             with self._settle_lock:
-                while not self._to_settle and not self._settler_stopping:
-                    self._settle_lock.wait()
+                while not self._to_settle:
+                    # A stop that timed out leaves calls in flight: their answers are still
+                    # recorded, as a pool thread would record its call's after the stop.
+                    if self._settler_stopping and not self._sender.running:
+                        return
+                    self._settle_lock.wait(0.1 if self._settler_stopping else None)
                 sent, self._to_settle = self._to_settle, []
-            if not sent:
-                return
             try:
                 outcomes: list[Outcome | None] = list(self._record(sent))
             except Exception as exc:  # the settler must outlive any one batch's trouble

@@ -105,6 +105,11 @@ class Sender:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        """The loop is running (after a stop: until the calls it still had in flight are done)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def submit(self, exchange: Exchange) -> None:
         self._post(lambda: self._begin(exchange), exchange)
 

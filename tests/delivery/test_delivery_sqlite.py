@@ -163,3 +163,15 @@ def test_a_stopped_dispatcher_starts_again_and_delivers(store: Store, sandbox: R
     assert eventually(lambda: store.get(second).status == "delivered")
     worker.stop(5)
     assert [r["lead_id"] for r in received(sandbox)] == [first, second]
+
+
+def test_a_call_still_in_flight_when_a_stop_gives_up_waiting_is_still_recorded(
+        store: Store, sandbox: RunningSandbox, evented: bool) -> None:
+    set_behaviour(sandbox, delay_ms=1500)
+    lead_id = insert(store, create_call().to_dict())
+    worker = dispatcher(store, sandbox, evented=evented)
+    delivery = hand_over(worker, store, lead_id)
+    worker.stop(0.3)  # gives up waiting while Trackdrive still holds the call
+    assert delivery.result(timeout=30).status == 201
+    assert eventually(lambda: store.get(lead_id).status == "delivered")
+    assert store.get(lead_id).lease_owner is None
