@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_defaults_without_any_variable() -> None:
     settings = Settings.from_env({})
     assert settings.workers == 2 and settings.threads == 16 and settings.delivery_enabled
+    assert settings.delivery_evented
     assert settings.retry_delays_s[0] == 1.0 and settings.breaker_failures == 20
     assert settings.trusted_proxies == ("127.0.0.1", "::1")
 
@@ -24,8 +25,10 @@ def test_values_are_read_and_shaped() -> None:
         "RELAY_WORKERS": "4", "RELAY_DELIVERY": "OFF", "RELAY_RETRY_DELAYS": "1, 2,3",
         "RELAY_SQLITE_SYNCHRONOUS": "normal", "RELAY_TRUSTED_PROXIES": "10.0.0.1, ::1",
         "RELAY_BREAKER_FAILURES": "7", "RELAY_BREAKER_COOLDOWN": "2.5", "RELAY_ACCESS_LOG": "1",
-        "TRACKDRIVE_BASE_URL": "https://acme.trackdrive.com/", "RELAY_RATE_LIMIT": "2.5"})
+        "TRACKDRIVE_BASE_URL": "https://acme.trackdrive.com/", "RELAY_RATE_LIMIT": "2.5",
+        "RELAY_DELIVERY_EVENTED": "off"})
     assert settings.workers == 4 and not settings.delivery_enabled and settings.access_log
+    assert not settings.delivery_evented
     assert settings.retry_delays_s == (1.0, 2.0, 3.0) and settings.sqlite_synchronous == "NORMAL"
     assert settings.trusted_proxies == ("10.0.0.1", "::1")
     assert settings.breaker_failures == 7 and settings.breaker_cooldown_s == 2.5

@@ -13,7 +13,16 @@ from typing import Iterator
 import pytest
 
 from relay.delivery.sender import MAX_ANSWER_BYTES, Exchange, Finished, Sender
-from relay.delivery.wire import MAX_BODY_BYTES, Answer, Connections, WireError, encode_request, split_url
+from relay.delivery.wire import (
+    MAX_BODY_BYTES,
+    Answer,
+    Connections,
+    Incomplete,
+    WireError,
+    encode_request,
+    parse_answer,
+    split_url,
+)
 
 HEADERS = {"Accept": "application/json", "Idempotency-Key": "L1"}  # as the relay sends every call
 
@@ -367,3 +376,34 @@ def test_a_defect_in_one_call_ends_that_call_and_not_the_loop(serve, caplog: pyt
     finally:
         evented.close()
     assert "failed unexpectedly in the sender" in caplog.text
+
+
+ANSWERS = [
+    (OK, 201, b'{"ok": true}', True),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nWiki\r\n6\r\npedia \r\n0\r\nT: 1\r\n\r\n",
+     200, b"Wikipedia ", True),
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}", 202, b"{}", True),
+    (b"HTTP/1.1 201 Created\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 201, b"", False),
+]
+
+
+@pytest.mark.parametrize(("data", "status", "body", "reusable"), ANSWERS)
+def test_an_answer_read_piece_by_piece_is_the_answer_read_whole(data: bytes, status: int, body: bytes,
+                                                                 reusable: bool) -> None:
+    # The sender parses what has arrived so far after every read: every shorter prefix must
+    # ask for more, never parse as a different answer.
+    for cut in range(len(data)):
+        with pytest.raises(Incomplete):
+            parse_answer(data[:cut], ended=False, head_only=False)
+    answer, keeps = parse_answer(data, ended=False, head_only=False)
+    assert (answer.status, answer.body, keeps) == (status, body, reusable)
+
+
+def test_an_answer_framed_by_the_end_of_the_connection_waits_for_it() -> None:
+    data = b"HTTP/1.1 200 OK\r\n\r\nuntil the end"
+    with pytest.raises(Incomplete):
+        parse_answer(data, ended=False, head_only=False)
+    answer, keeps = parse_answer(data, ended=True, head_only=False)
+    assert (answer.body, keeps) == (b"until the end", False)
+    with pytest.raises(ConnectionResetError):  # closed before its Content-Length was all there
+        parse_answer(OK[:-3], ended=True, head_only=False)
