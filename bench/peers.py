@@ -270,18 +270,20 @@ def median_of(rounds: list[Round], value: str) -> float:
 
 
 def report(table: dict[tuple[int, int], dict[str, list[Round]]], idle_rss: dict[str, float]) -> str:
-    lines = ["| upstream | conns | side | acked/s | delivered/s | delivered vs relay | ack p50 ms "
+    lines = ["| upstream | conns | side | acked/s | delivered/s | delivered vs relay (range) | ack p50 ms "
              "| ack p99 ms | CPU µs/lead | RSS MiB after | non-2xx + socket errors |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (delay_ms, connections), rounds in table.items():
         relay = rounds["relay"]
         for name, rs in rounds.items():
-            ratio = statistics.median(r.delivered_per_s / b.delivered_per_s if b.delivered_per_s else 0.0
-                                      for r, b in zip(rs, relay, strict=True))
+            # The range shows how far rounds disagree: on a noisy machine a median alone hides it.
+            ratios = [r.delivered_per_s / b.delivered_per_s if b.delivered_per_s else 0.0
+                      for r, b in zip(rs, relay, strict=True)]
+            ratio = f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}–{max(ratios):.2f})"
             errors = sum(r.wrk.refused + r.wrk.socket_errors for r in rs)
             lines.append(
                 f"| {delay_ms} ms | {connections} | {name} | {median_of(rs, 'acked_per_s'):,.0f} "
-                f"| {median_of(rs, 'delivered_per_s'):,.0f} | {ratio:.2f}x "
+                f"| {median_of(rs, 'delivered_per_s'):,.0f} | {ratio} "
                 f"| {statistics.median(r.wrk.p50_ms for r in rs):.1f} "
                 f"| {statistics.median(r.wrk.p99_ms for r in rs):.1f} "
                 f"| {median_of(rs, 'cpu_us_per_lead'):,.0f} | {statistics.median(r.rss_mib for r in rs):.0f} "
