@@ -227,24 +227,37 @@ class Dispatcher:
         outcome = self.client.send(call, lead_id=lead.id)
         return self._record([_Sent(lead, target, None, started, outcome, time.monotonic() - started)])[0]
 
-    def _ready(self, lead: Lead) -> tuple[TrackdriveCall, str] | None:
-        """The call to send and its target, once the lead may go now; None when it is dealt with."""
+    def _ready(self, lead: Lead, aside: Callable[[Callable[[], None]], None] | None = None
+               ) -> tuple[TrackdriveCall, str] | None:
+        """The call to send and its target, once the lead may go now; None when it is dealt with.
+
+        ``aside`` runs the store write that deals with a lead not sent (dead for a bad row,
+        deferred while Trackdrive is paused); by default, at once on this thread.
+        """
+        run = aside if aside is not None else _at_once
         call = _call_of(lead)
         if call is None:
             if self._take_held(lead.id):
-                self._settle_bad_row(lead)
+                run(lambda: self._settle_bad_row(lead))
             return None
         target = self._target_of(call)
         paused_until = self.breakers.admit(target)
         if paused_until is not None:
             if self._take_held(lead.id):
-                self._defer(lead.id, paused_until)
+                run(lambda: self._defer(lead.id, paused_until))
             return None
         if (self._stopping.is_set() or not self.limiter.acquire(self._stopping)
                 or not self._take_held(lead.id)):
             self._give_back(lead.id)
             return None
         return call, target
+
+    def _aside(self, write: Callable[[], None]) -> None:
+        """A store write the vendor's answer need not wait for: the pool runs it."""
+        try:
+            self._pool.submit(write)
+        except RuntimeError:  # the pool is shut down: here, then
+            write()
 
     def _record(self, sent: list[_Sent]) -> list[Outcome]:
         """Breakers told, attempts settled in one write, attempt lines logged; the outcomes."""
@@ -281,7 +294,9 @@ class Dispatcher:
     def _begin(self, lead: Lead, future: Future[Outcome | None]) -> None:
         """Hand the lead's call to the sender; its slot is given back once it is settled."""
         assert self._sender is not None
-        ready = self._ready(lead)
+        # Called from the request thread for a new lead: a lead that is not sent now (Trackdrive
+        # paused, a bad row) is recorded by the pool, so the vendor's answer does not wait for it.
+        ready = self._ready(lead, aside=self._aside)
         if ready is None:
             self._give_slots(1)
             future.set_result(None)
@@ -537,6 +552,10 @@ class _Sent:
     started: float
     outcome: Outcome = _NO_OUTCOME_YET
     latency_s: float = 0.0
+
+
+def _at_once(write: Callable[[], None]) -> None:
+    write()
 
 
 def _call_of(lead: Lead) -> TrackdriveCall | None:

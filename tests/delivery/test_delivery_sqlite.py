@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from relay.delivery.breaker import Breakers, BreakerSettings
 from relay.delivery.client import TrackdriveClient
 from relay.delivery.dispatcher import Dispatcher
 from relay.delivery.ratelimit import TokenBucket
@@ -51,8 +52,9 @@ pytestmark = pytest.mark.parametrize("evented", [False, True], ids=["threads", "
 
 def dispatcher(store: Store, sandbox: RunningSandbox, **kwargs: Any) -> Dispatcher:
     client = TrackdriveClient(sandbox.url, env={TOKEN_ENV: TOKEN})
+    policy = kwargs.pop("policy", RetryPolicy(delays=(0,) * 30, jitter=0.0))
     options = {"owner": "w1", "concurrency": 8, "poll_interval_s": 0.02, **kwargs}
-    return Dispatcher(store, client, RetryPolicy(delays=(0,) * 30, jitter=0.0), **options)
+    return Dispatcher(store, client, policy, **options)
 
 
 def test_a_handed_over_lead_is_delivered(store: Store, sandbox: RunningSandbox, evented: bool) -> None:
@@ -175,3 +177,24 @@ def test_a_call_still_in_flight_when_a_stop_gives_up_waiting_is_still_recorded(
     assert delivery.result(timeout=30).status == 201
     assert eventually(lambda: store.get(lead_id).status == "delivered")
     assert store.get(lead_id).lease_owner is None
+
+
+def test_an_open_breaker_defers_a_new_lead_without_sending_it(store: Store, sandbox: RunningSandbox,
+                                                              evented: bool) -> None:
+    set_behaviour(sandbox, fail_rate=1.0)  # every call a 5xx: two in a row open the breaker
+    breakers = Breakers(BreakerSettings(failures=2, cooldown_s=600.0))
+    worker = dispatcher(store, sandbox, evented=evented, breakers=breakers,
+                        policy=RetryPolicy(delays=(600.0,), jitter=0.0))
+    try:
+        failing = [insert(store, create_call(caller_id=f"+1555123000{n}").to_dict()) for n in range(2)]
+        for lead_id in failing:
+            assert hand_over(worker, store, lead_id).result(timeout=30).reason == "server_error"
+        paused = insert(store, create_call(caller_id="+15551230009").to_dict())
+        assert hand_over(worker, store, paused).result(timeout=30) is None
+        assert eventually(lambda: store.get(paused).lease_owner is None)
+        waiting = store.get(paused)
+        assert (waiting.status, waiting.attempts) == ("queued", 0)
+        assert waiting.next_attempt_at > time.time() + 60
+        assert len(received(sandbox)) == 2
+    finally:
+        worker.stop(5)
