@@ -19,7 +19,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable
 
 from relay import metrics
@@ -30,6 +30,7 @@ from relay.delivery.ratelimit import TokenBucket
 from relay.delivery.resolve import LeadResolver, Resolution, Resolved
 from relay.delivery.retry import RetryPolicy
 from relay.delivery.sender import Exchange, Finished, Sender
+from relay.delivery.settler import Sent, Settler
 from relay.delivery.wire import WireError
 from relay.mapping.model import TrackdriveCall
 from relay.store.base import Lead, Settlement, Store
@@ -76,10 +77,7 @@ class Dispatcher:
         # Evented: new and retried leads go out through one sender loop and are settled in
         # batches by one settler thread (see relay.delivery.sender); the pool keeps the rest.
         self._sender = Sender(client.connections, self._sent) if evented else None
-        self._settle_lock = threading.Condition(threading.Lock())
-        self._to_settle: list[_Sent] = []
-        self._settler: threading.Thread | None = None
-        self._settler_stopping = False
+        self._settler = Settler(self._record, self._give_slots)
         self._settling = False  # the sender loop and the settler are running
 
     # --- lifecycle ---
@@ -225,7 +223,7 @@ class Dispatcher:
         call, target = ready
         started = time.monotonic()
         outcome = self.client.send(call, lead_id=lead.id)
-        return self._record([_Sent(lead, target, None, started, outcome, time.monotonic() - started)])[0]
+        return self._record([Sent(lead, target, None, started, outcome, time.monotonic() - started)])[0]
 
     def _ready(self, lead: Lead, aside: Callable[[Callable[[], None]], None] | None = None
                ) -> tuple[TrackdriveCall, str] | None:
@@ -259,7 +257,7 @@ class Dispatcher:
         except RuntimeError:  # the pool is shut down: here, then
             write()
 
-    def _record(self, sent: list[_Sent]) -> list[Outcome]:
+    def _record(self, sent: list[Sent]) -> list[Outcome]:
         """Breakers told, attempts settled in one write, attempt lines logged; the outcomes."""
         settlements = []
         for item in sent:
@@ -311,11 +309,11 @@ class Dispatcher:
                 outcome = self.client.outcome_of(prepared, exc)
             else:
                 self._sender.submit(Exchange(request, prepared.connect_timeout_s, prepared.read_timeout_s,
-                                             tag=(_Sent(lead, target, future, started), prepared)))
+                                             tag=(Sent(lead, target, future, started), prepared)))
                 return
         else:
             outcome = prepared
-        self._settle_later([_Sent(lead, target, future, started, outcome, 0.0)])
+        self._settle_later([Sent(lead, target, future, started, outcome, 0.0)])
 
     def _sent(self, finished: Finished) -> None:
         """In the sender's loop: what each answer means, handed to the settler in one go."""
@@ -331,56 +329,23 @@ class Dispatcher:
             sent.append(replace(item, outcome=outcome, latency_s=done - item.started))
         self._settle_later(sent)
 
-    def _settle_later(self, sent: list[_Sent]) -> None:
-        with self._settle_lock:
-            self._to_settle.extend(sent)
-            self._settle_lock.notify()
+    def _settle_later(self, sent: list[Sent]) -> None:
+        self._settler.add(sent)
 
     def _start_settling(self) -> None:
         assert self._sender is not None
-        with self._settle_lock:
+        with self._lock:
             if self._settling:
                 return
             self._settling = True
-            previous = self._settler
-        if previous is not None:
-            previous.join()  # a settler still finishing the last stop's batch
         self._sender.start()
-        with self._settle_lock:
-            self._settler_stopping = False
-        self._settler = threading.Thread(target=self._settle_forever, name="relay-delivery-settler",
-                                         daemon=True)
         self._settler.start()
 
     def _stop_settling(self, timeout_s: float) -> None:
-        with self._settle_lock:
-            self._settler_stopping = True
-            self._settling = False
-            self._settle_lock.notify()
-        if self._settler is not None:
-            self._settler.join(timeout_s)
-
-    def _settle_forever(self) -> None:
         assert self._sender is not None
-        while True:
-            with self._settle_lock:
-                while not self._to_settle:
-                    # A stop that timed out leaves calls in flight: their answers are still
-                    # recorded, as a pool thread would record its call's after the stop.
-                    if self._settler_stopping and not self._sender.running:
-                        return
-                    self._settle_lock.wait(0.1 if self._settler_stopping else None)
-                sent, self._to_settle = self._to_settle, []
-            try:
-                outcomes: list[Outcome | None] = list(self._record(sent))
-            except Exception as exc:  # the settler must outlive any one batch's trouble
-                log.exception("recording delivered leads failed unexpectedly: %s", _describe(exc),
-                              extra={"result": "error"})
-                outcomes = [None] * len(sent)
-            for item, outcome in zip(sent, outcomes, strict=True):
-                self._give_slots(1)
-                if item.future is not None:
-                    item.future.set_result(outcome)
+        with self._lock:
+            self._settling = False
+        self._settler.stop(timeout_s, busy=lambda: self._sender is not None and self._sender.running)
 
     def _resolve(self, lead: Lead) -> Lead | None:
         """Fetch and map a ``fetching`` lead; the lead to send, or None when there is nothing to send now."""
@@ -537,21 +502,6 @@ class Dispatcher:
     def _forget(self, future: Future) -> None:
         with self._lock:
             self._futures.discard(future)
-
-
-_NO_OUTCOME_YET: Outcome = RetryLater("error", None, "no outcome yet", None)
-
-
-@dataclass(frozen=True)
-class _Sent:
-    """A lead whose call is out (or could not be made), and what came of it once known."""
-
-    lead: Lead
-    target: str
-    future: Future[Outcome | None] | None  # resolved once settled; None when the caller waits itself
-    started: float
-    outcome: Outcome = _NO_OUTCOME_YET
-    latency_s: float = 0.0
 
 
 def _at_once(write: Callable[[], None]) -> None:
