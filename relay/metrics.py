@@ -21,7 +21,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from relay import outcomes
-from relay.metrics_dir import mark_worker_dead, wipe_multiprocess_dir  # noqa: F401 - part of this module's API
 from relay.store.base import PendingStats, Store
 
 log = logging.getLogger("relay.metrics")
@@ -158,6 +157,3 @@ class _Forward(Collector):
 
     def collect(self) -> Iterator[Metric]:
         return iter(self.source.collect())
-
-
-# --- the multiprocess directory's life, driven by the gunicorn master ---

@@ -117,6 +117,11 @@ class Dispatcher:
         self._stopping.clear()
 
     @property
+    def evented(self) -> bool:
+        """Calls go out through the sender loop (else a pool thread sends each)."""
+        return self._sender is not None
+
+    @property
     def in_flight(self) -> int:
         with self._lock:
             return self._busy
@@ -313,7 +318,7 @@ class Dispatcher:
                 return
         else:
             outcome = prepared
-        self._settle_later([Sent(lead, target, future, started, outcome, 0.0)])
+        self._settler.add([Sent(lead, target, future, started, outcome, 0.0)])
 
     def _sent(self, finished: Finished) -> None:
         """In the sender's loop: what each answer means, handed to the settler in one go."""
@@ -327,9 +332,6 @@ class Dispatcher:
                 log.exception("reading Trackdrive's answer failed unexpectedly", extra={"lead_id": item.lead.id})
                 outcome = RetryLater("error", None, type(exc).__name__, None)
             sent.append(replace(item, outcome=outcome, latency_s=done - item.started))
-        self._settle_later(sent)
-
-    def _settle_later(self, sent: list[Sent]) -> None:
         self._settler.add(sent)
 
     def _start_settling(self) -> None:

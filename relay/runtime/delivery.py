@@ -1,6 +1,7 @@
 """The dispatcher's life inside one web process (a gunicorn worker)."""
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -13,6 +14,8 @@ from relay.delivery.dispatcher import Dispatcher
 from relay.delivery.fetcher import Fetcher
 from relay.delivery.retry import RetryPolicy
 from relay.web.state import RelayState, relay_state
+
+log = logging.getLogger("relay.delivery")
 
 
 def worker_owner() -> str:
@@ -49,6 +52,9 @@ def start_delivery(app: Flask) -> Dispatcher | None:
     if not state.delivery_started:
         state.dispatcher.start()
         state.delivery_started = True
+        way = "one evented sender" if state.dispatcher.evented else "a thread per call"
+        log.info("delivering with %s, up to %d calls in flight", way, state.dispatcher.concurrency,
+                 extra={"event": "delivery_started", "evented": state.dispatcher.evented})
     return state.dispatcher  # type: ignore[no-any-return]
 
 

@@ -73,12 +73,15 @@ def on_starting(server: Any) -> None:
         finally:
             os._exit(code)
     _, status = os.waitpid(child, 0)
-    if os.waitstatus_to_exitcode(status) not in (0, 3):
+    if os.waitstatus_to_exitcode(status) not in (0, OUTBOX_UNAVAILABLE):
         server.log.error("migrating the outbox at start failed; workers will retry")
 
 
+OUTBOX_UNAVAILABLE = 3  # the migrating child's exit status when it said so in the log itself
+
+
 def _migrate(server: Any) -> int:
-    """0 once the outbox is migrated, 3 when it is unavailable (said in the log)."""
+    """0 once the outbox is migrated, OUTBOX_UNAVAILABLE when it is not (said in the log)."""
     from relay.errors import StoreUnavailable
     from relay.store import open_store
 
@@ -86,7 +89,7 @@ def _migrate(server: Any) -> int:
         open_store(settings.database_url, synchronous=settings.sqlite_synchronous).close()
     except StoreUnavailable as exc:
         server.log.error("outbox unavailable at start, workers will retry: %s", exc)
-        return 3
+        return OUTBOX_UNAVAILABLE
     return 0
 
 

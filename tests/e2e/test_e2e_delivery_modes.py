@@ -30,5 +30,7 @@ def test_every_lead_reaches_trackdrive_once_either_way(tmp_path: Path, evented: 
 
         assert wait_until(lambda: len(accepted()) >= LEADS)
         assert sorted(accepted()) == sorted(lead_ids)
+        way = "one evented sender" if evented == "1" else "a thread per call"
+        assert f"delivering with {way}, up to 64 calls in flight" in stack.logs()  # the setting took
     finally:
         stack.stop()

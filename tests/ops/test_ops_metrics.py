@@ -8,6 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from relay import metrics
 from relay.metrics import RELAY_REGISTRY
+from relay.metrics_dir import wipe_multiprocess_dir
 from relay.store.base import PendingStats
 
 
@@ -129,8 +130,8 @@ def test_ack_buckets_resolve_milliseconds():
 
 def test_a_new_run_starts_from_an_empty_metrics_dir(tmp_path):
     directory = tmp_path / "prometheus"
-    metrics.wipe_multiprocess_dir(str(directory))  # creates it when missing
+    wipe_multiprocess_dir(str(directory))  # creates it when missing
     (directory / "counter_123.db").write_bytes(b"stale")
     (directory / "notes.txt").write_text("not ours")
-    metrics.wipe_multiprocess_dir(str(directory))
+    wipe_multiprocess_dir(str(directory))
     assert sorted(p.name for p in directory.iterdir()) == ["notes.txt"]
