@@ -100,6 +100,8 @@ class FakeDispatcher:
     """Records hand-overs; answers each with ``outcome`` (a pending future when None)."""
 
     owner = "fake-worker"
+    evented = False  # as a Dispatcher says which way it sends, and how many calls at once
+    concurrency = 1
 
     def __init__(self, outcome: Any = None, *, completes: bool = True) -> None:
         self.outcome = outcome
