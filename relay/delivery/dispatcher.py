@@ -312,6 +312,10 @@ class Dispatcher:
                 request = prepared.encoded()
             except WireError as exc:
                 outcome = self.client.outcome_of(prepared, exc)
+            except Exception as exc:  # as the blocking client answers a call it cannot make
+                log.warning("unexpected error encoding a Trackdrive call: %s", type(exc).__name__,
+                            extra={"lead_id": lead.id})
+                outcome = RetryLater("error", None, type(exc).__name__, None)
             else:
                 self._sender.submit(Exchange(request, prepared.connect_timeout_s, prepared.read_timeout_s,
                                              tag=(Sent(lead, target, future, started), prepared)))

@@ -12,7 +12,9 @@ helper threads and handed back to the loop; with Trackdrive keeping connections 
 happens once per connection, not once per call. A kept connection that fails before any byte
 of its answer is replayed once on a new one when the call may be sent twice (as
 :class:`relay.delivery.wire.Connections` does). Timeouts follow the blocking client: the read
-timeout runs from the request and again from each piece of the answer.
+timeout runs from the request and again from each piece of the answer, and the whole call ends
+its connect and read timeouts after it began at the latest, so an answer trickled a byte at a
+time never holds a lead past its lease.
 """
 from __future__ import annotations
 
@@ -61,6 +63,8 @@ class Exchange:
     connection: Connection | None = field(default=None, repr=False)
     sent: int = 0
     deadline: float = 0.0
+    gives_up_at: float = float("inf")  # set when the call begins; no piece of the answer moves it
+    needed: int = 0  # bytes the answer must hold before parsing it again can get further
     reused: bool = False  # on a kept connection: a failure before any answer may be replayed
     replayed: bool = False
     done: bool = False  # handed to on_finished (or about to be): never twice
@@ -111,7 +115,9 @@ class Sender:
         return self._thread is not None and self._thread.is_alive()
 
     def submit(self, exchange: Exchange) -> None:
-        self._post(lambda: self._begin(exchange), exchange)
+        """Queue the call; RuntimeError once the loop has ended (the call was not made)."""
+        if not self._post(lambda: self._begin(exchange), exchange):
+            raise RuntimeError("the Trackdrive sender is not running")
 
     def stop(self, timeout_s: float) -> None:
         """Finish what is in flight (up to ``timeout_s``), then end the loop."""
@@ -120,15 +126,21 @@ class Sender:
         if self._thread is not None:
             self._thread.join(max(0.0, timeout_s))
         if self._connector is not None:
-            self._connector.shutdown(wait=False, cancel_futures=True)
+            # Connects already queued still run: each is bounded by its connect timeout, and
+            # its call, once connected, is sent and settled like any other in flight.
+            self._connector.shutdown(wait=False)
 
-    def _post(self, work: Callable[[], None], exchange: Exchange | None) -> None:
+    def _post(self, work: Callable[[], None], exchange: Exchange | None) -> bool:
+        """Queue ``work`` for the loop; False once the loop has ended (nothing will run it)."""
         with self._lock:
+            if self._wake_w < 0:
+                return False
             self._inbox.append((work, exchange))
             wake, self._woken = not self._woken, True
-            if wake and self._wake_w >= 0:
+            if wake:
                 with contextlib.suppress(OSError):  # a full pipe wakes the loop already
                     os.write(self._wake_w, b"x")
+        return True
 
     # --- the loop ---
 
@@ -155,6 +167,9 @@ class Sender:
         for item, exchange in work:
             self._guarded(item, exchange)
         self._expire(time.monotonic())
+        self._hand_finished()
+
+    def _hand_finished(self) -> None:
         if self._finished:
             finished, self._finished = self._finished, []
             try:
@@ -188,7 +203,10 @@ class Sender:
             pass
 
     def _begin(self, exchange: Exchange) -> None:
+        if exchange.done:  # ended unsent as the loop stopped
+            return
         self._in_flight.add(exchange)
+        exchange.gives_up_at = time.monotonic() + exchange.connect_timeout_s + exchange.read_timeout_s
         connection = self.connections.take(exchange.request.origin)
         if connection is None:
             self._connect(exchange)
@@ -198,16 +216,21 @@ class Sender:
 
     def _connect(self, exchange: Exchange) -> None:
         exchange.reused = False
-        exchange.deadline = time.monotonic() + exchange.connect_timeout_s + exchange.read_timeout_s
+        exchange.deadline = exchange.gives_up_at
         assert self._connector is not None
 
         def connect() -> None:
+            connection: Connection | WireError
             try:
-                connection: Connection | WireError = self.connections.connect(
-                    exchange.request.origin, exchange.connect_timeout_s)
+                connection = self.connections.connect(exchange.request.origin, exchange.connect_timeout_s)
             except WireError as exc:
                 connection = exc
-            self._post(lambda: self._connected(exchange, connection), exchange)
+            except Exception:  # the loop must hear of every connect, or the call waits out its deadline
+                log.exception("connecting to Trackdrive failed unexpectedly")
+                connection = WireError("connect", exchange.request.origin.where)
+            posted = self._post(lambda: self._connected(exchange, connection), exchange)
+            if not posted and isinstance(connection, Connection):
+                connection.close()  # the loop ended meanwhile: nothing will use or close it
 
         try:
             self._connector.submit(connect)
@@ -231,7 +254,8 @@ class Sender:
         connection.buffer.clear()
         connection.answered = False
         connection.sock.setblocking(False)
-        exchange.deadline = time.monotonic() + exchange.read_timeout_s
+        exchange.needed = 0
+        exchange.deadline = min(time.monotonic() + exchange.read_timeout_s, exchange.gives_up_at)
         try:
             self._selector.register(connection.sock, selectors.EVENT_WRITE, exchange)
         except (OSError, ValueError):
@@ -265,6 +289,7 @@ class Sender:
         connection = exchange.connection
         assert connection is not None
         ended = False
+        arrived = 0
         try:
             while True:
                 chunk = connection.sock.recv(RECV_BYTES)
@@ -273,6 +298,7 @@ class Sender:
                     break
                 connection.answered = True
                 connection.buffer += chunk
+                arrived += len(chunk)
                 if len(connection.buffer) > MAX_ANSWER_BYTES:
                     self._failed(exchange, unanswered=False)
                     return
@@ -283,11 +309,15 @@ class Sender:
         except OSError:
             self._failed(exchange, unanswered=not connection.answered)
             return
-        exchange.deadline = time.monotonic() + exchange.read_timeout_s
+        if arrived:  # a wake-up that brought no bytes (a TLS record of its own) is no progress
+            exchange.deadline = min(time.monotonic() + exchange.read_timeout_s, exchange.gives_up_at)
+        if not ended and len(connection.buffer) < exchange.needed:
+            return  # parsing again from the start would stop where it stopped before
         try:
             answer, reusable = parse_answer(bytes(connection.buffer), ended=ended,
                                             head_only=exchange.request.head_only)
-        except Incomplete:
+        except Incomplete as short:
+            exchange.needed = short.needed
             return
         except ConnectionResetError:
             self._failed(exchange, unanswered=not connection.answered)
@@ -340,9 +370,21 @@ class Sender:
             self._selector.close()
         with self._lock:  # a late _post must not write to a descriptor number reused since
             fds, self._wake_r, self._wake_w = (self._wake_r, self._wake_w), -1, -1
+            late, self._inbox = self._inbox, deque()
         for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        self._refuse(late)
+
+    def _refuse(self, late: deque[tuple[Callable[[], None], Exchange | None]]) -> None:
+        """Work posted just as the loop ended: its calls end unsent, and a connection that
+        arrived for one is closed (``_begin`` and ``_connected`` do only that for an ended call)."""
+        for work, exchange in late:
+            if exchange is not None and not exchange.done:
+                self._finish(exchange, WireError("connect", exchange.request.origin.where))
+            with contextlib.suppress(Exception):
+                work()
+        self._hand_finished()
 
 
 def _has_pending(connection: Connection) -> bool:

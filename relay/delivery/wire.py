@@ -15,10 +15,12 @@ the lead token.
 from __future__ import annotations
 
 import contextlib
+import re
 import select
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import quote, urlsplit
@@ -26,6 +28,10 @@ from urllib.parse import quote, urlsplit
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024  # kept of an answer; the rest is read and dropped
 RECV_BYTES = 64 * 1024
+# Past these an answer is not one Trackdrive would send: each bounds the work a hostile one costs.
+MAX_INTERIM_ANSWERS = 8  # 100 Continue, 103 Early Hints before the real answer
+MAX_CHUNKS = 1024
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 # What a request target may hold unescaped: RFC 3986's reserved and unreserved characters,
 # and % so that what is escaped already stays as it is.
 TARGET_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
@@ -78,26 +84,36 @@ class Connections:
 
     def request(self, method: str, url: str, *, body: bytes | None, headers: Mapping[str, str],
                 connect_timeout_s: float, read_timeout_s: float) -> Answer:
+        """Trackdrive's answer; WireError when there is none.
+
+        The read timeout runs from the request and again from each piece of the answer, and the
+        whole call ends ``connect_timeout_s + read_timeout_s`` after it began at the latest: an
+        answer trickled a byte at a time must not hold the lead past its lease.
+        """
+        gives_up_at = time.monotonic() + connect_timeout_s + read_timeout_s
         request = encode_request(method, url, body=body, headers=headers)
         kept = self.take(request.origin)
         if kept is not None:
             try:
-                return self._exchange(kept, request, read_timeout_s)
+                return self._exchange(kept, request, read_timeout_s, gives_up_at)
             except _Unanswered:
                 if not request.replayable:
                     raise WireError("protocol", request.origin.where) from None
                 # Trackdrive closed the kept connection as it was reused, before any answer:
                 # sent again at once on a new one, as the outbox's retry would send it later.
         try:
-            return self._exchange(self.connect(request.origin, connect_timeout_s), request, read_timeout_s)
+            connection = self.connect(request.origin, connect_timeout_s)
+            return self._exchange(connection, request, read_timeout_s, gives_up_at)
         except _Unanswered:
             raise WireError("protocol", request.origin.where) from None
 
-    def _exchange(self, connection: Connection, request: Request, read_timeout_s: float) -> Answer:
+    def _exchange(self, connection: Connection, request: Request, read_timeout_s: float,
+                  gives_up_at: float) -> Answer:
         origin = request.origin
         connection.answered = False
+        connection.read_timeout_s, connection.gives_up_at = read_timeout_s, gives_up_at
         try:
-            connection.sock.settimeout(read_timeout_s)
+            connection.sock.settimeout(max(0.001, min(read_timeout_s, gives_up_at - time.monotonic())))
             connection.sock.sendall(request.payload)
             answer, reusable = connection.read_answer(head_only=request.head_only)
         except TimeoutError:
@@ -146,7 +162,7 @@ class Connections:
             sock = socket.create_connection((origin.host, origin.port), timeout=timeout_s)
         except TimeoutError:
             raise WireError("connect_timeout", origin.where) from None
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a host name IDNA cannot encode
             raise WireError("connect", origin.where) from exc
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -155,7 +171,7 @@ class Connections:
         except TimeoutError:
             sock.close()
             raise WireError("connect_timeout", origin.where) from None
-        except OSError as exc:  # a failed handshake or certificate check
+        except (OSError, ValueError) as exc:  # a failed handshake or certificate check
             sock.close()
             raise WireError("connect", origin.where) from exc
         return Connection(sock)
@@ -172,9 +188,12 @@ def split_url(url: str) -> tuple[Origin, str]:
         raise WireError("invalid_url", where_of(url)) from None
     if not host:
         raise WireError("invalid_url", where_of(url))
-    target = quote(parts.path or "/", safe=TARGET_SAFE)
-    if parts.query:
-        target += "?" + quote(parts.query, safe=TARGET_SAFE)
+    try:
+        target = quote(parts.path or "/", safe=TARGET_SAFE)
+        if parts.query:
+            target += "?" + quote(parts.query, safe=TARGET_SAFE)
+    except UnicodeError:  # a lone surrogate in a stored call
+        raise WireError("invalid_url", where_of(url)) from None
     return Origin(scheme, host, port), target
 
 
@@ -213,7 +232,10 @@ def _request_head(method: str, target: str, origin: Origin, headers: Mapping[str
     lines += [f"{name}: {value}" for name, value in headers.items()]
     if length is not None or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {length or 0}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+    try:
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+    except UnicodeError:
+        raise WireError("invalid_header", origin.where) from None
 
 
 class _Unanswered(Exception):
@@ -227,7 +249,11 @@ def _replayable(method: str, headers: Mapping[str, str]) -> bool:
 
 
 class Incomplete(Exception):
-    """The answer is not all there yet: wait for more bytes."""
+    """The answer is not all there yet: parsing again is worth it once ``needed`` bytes are in."""
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(f"incomplete: {needed} bytes needed")
+        self.needed = needed
 
 
 class _Reader:
@@ -236,6 +262,7 @@ class _Reader:
     def __init__(self) -> None:
         self.buffer = bytearray()
         self.answered = False  # a byte of the answer to the request in flight has arrived
+        self.short = 1  # bytes still missing when the next read was asked for
 
     def _more(self) -> bytes:
         """The next bytes of the connection; empty once it has ended."""
@@ -243,10 +270,12 @@ class _Reader:
 
     def read_answer(self, *, head_only: bool) -> tuple[Answer, bool]:
         """The answer, and whether the connection can carry another request."""
-        while True:
+        for _ in range(MAX_INTERIM_ANSWERS + 1):
             version, status, headers = self._read_head()
             if not 100 <= status < 200:
                 break  # an interim answer (100 Continue, 103 Early Hints) is followed by the real one
+        else:
+            raise ValueError("too many interim answers")
         reusable = _keeps_alive(version, headers.get("connection", ""))
         if head_only or status in (204, 304):
             return Answer(status, headers, b""), reusable
@@ -283,9 +312,12 @@ class _Reader:
         self.buffer += chunk
 
     def _read_exactly(self, length: int) -> bytes:
+        if length < 0:
+            raise ValueError("negative length")
         kept = bytearray()
         while length:
             if not self.buffer:
+                self.short = length
                 self._receive()
             piece = self.buffer[:length]
             del self.buffer[:len(piece)]
@@ -303,6 +335,7 @@ class _Reader:
         while end < 0:
             if len(self.buffer) > MAX_HEAD_BYTES:
                 raise ValueError("answer headers or a chunk line too long")
+            self.short = 1
             self._receive()
             end = self.buffer.find(delimiter)
         text = bytes(self.buffer[:end])
@@ -311,8 +344,11 @@ class _Reader:
 
     def _read_chunked(self) -> bytes:
         kept = bytearray()
-        while True:
-            size = int(self._read_line().split(b";", 1)[0].strip(), 16)
+        for _ in range(MAX_CHUNKS):
+            size_text = self._read_line().split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                raise ValueError("invalid chunk size")
+            size = int(size_text, 16)
             if size == 0:
                 while self._read_line():  # trailers, up to the empty line
                     pass
@@ -322,6 +358,7 @@ class _Reader:
                 kept += piece[:MAX_BODY_BYTES - len(kept)]
             if self._read_line():
                 raise ValueError("chunk not followed by CRLF")
+        raise ValueError("too many chunks")
 
     def _read_to_end(self) -> bytes:
         kept = bytearray(self.buffer[:MAX_BODY_BYTES])
@@ -338,8 +375,15 @@ class Connection(_Reader):
     def __init__(self, sock: socket.socket) -> None:
         super().__init__()
         self.sock = sock
+        self.read_timeout_s: float | None = None  # set by each blocking exchange
+        self.gives_up_at = float("inf")
 
     def _more(self) -> bytes:
+        left = self.gives_up_at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the call outlived its connect and read timeouts")
+        if self.read_timeout_s is not None and left < self.read_timeout_s:
+            self.sock.settimeout(left)
         return self.sock.recv(RECV_BYTES)
 
     def still_open(self) -> bool:
@@ -348,11 +392,13 @@ class Connection(_Reader):
             return False
         if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
             return False
+        # poll, not select: select refuses descriptors past 1024, which a busy worker reaches.
+        poller = select.poll()
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            poller.register(self.sock, select.POLLIN)
+            return not poller.poll(0)
         except (OSError, ValueError):
             return False
-        return not readable
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -367,17 +413,19 @@ class _Received(_Reader):
         self.buffer += data
         self.answered = bool(data)
         self._ended = ended
+        self._size = len(data)
 
     def _more(self) -> bytes:
         if self._ended:
             return b""
-        raise Incomplete
+        raise Incomplete(self._size + self.short)
 
 
 def parse_answer(data: bytes, *, ended: bool, head_only: bool) -> tuple[Answer, bool]:
     """The answer in ``data`` and whether the connection can carry another request.
 
-    Raises Incomplete while more bytes are needed (``ended``: the connection has closed),
+    Raises Incomplete while more bytes are needed (``ended``: the connection has closed; its
+    ``needed``: how many bytes ``data`` must hold before parsing it again can get further),
     ValueError for an answer that is not HTTP/1, ConnectionResetError when it closed mid-answer.
     """
     received = _Received(data, ended)

@@ -102,6 +102,22 @@ def test_failed_is_dead_at_once() -> None:
     dispatcher.stop(5)
 
 
+@pytest.mark.parametrize("evented", [False, True], ids=["threads", "evented"])
+def test_a_stored_call_the_wire_cannot_encode_is_dead_either_way(sandbox: RunningSandbox,
+                                                                  live_client: TrackdriveClient,
+                                                                  evented: bool) -> None:
+    # A lone surrogate in the path: the evented way once left such a lead leased, unsettled and
+    # uncounted, to be claimed again at every lease expiry.
+    call = {**CALL, "path": CALL["path"] + "/\ud800"}
+    store = FakeStore(make_lead("L1", call))
+    dispatcher = dispatcher_for(store, live_client, evented=evented)
+    outcome = hand_over(dispatcher, store, "L1").result(timeout=30)
+    assert isinstance(outcome, Failed) and outcome.reason == "invalid_url"
+    assert (store.get("L1").status, store.get("L1").lease_owner) == ("dead", None)
+    assert received(sandbox) == []
+    dispatcher.stop(5)
+
+
 @pytest.mark.parametrize("bad_call", [None, {}, {"action": "create_lead"}, "not a dict", ["x"]])
 def test_bad_rows_are_dead_and_the_next_lead_still_goes(bad_call: object) -> None:
     store = FakeStore(make_lead("BAD", bad_call), make_lead("GOOD", CALL))  # type: ignore[arg-type]

@@ -1,23 +1,28 @@
 """relay.delivery.wire against real sockets: how answers are framed, kept, refused and secured."""
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import ssl
 import subprocess
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from relay.delivery.sender import MAX_ANSWER_BYTES, Exchange, Finished, Sender
+from relay.delivery.sender import CONNECT_THREADS, MAX_ANSWER_BYTES, Exchange, Finished, Sender
 from relay.delivery.wire import (
     MAX_BODY_BYTES,
+    MAX_CHUNKS,
+    MAX_INTERIM_ANSWERS,
     Answer,
     Connections,
     Incomplete,
+    Origin,
     WireError,
     encode_request,
     parse_answer,
@@ -123,14 +128,14 @@ class Way:
 
     def __call__(self, connections: Connections, url: str, body: bytes | None = b'{"a": 1}',
                  method: str = "POST", read_timeout_s: float = 10.0, path: str = "/api/v1/leads?lead_token=t",
-                 headers: dict[str, str] | None = None) -> Answer:
+                 headers: dict[str, str] | None = None, connect_timeout_s: float = 5.0) -> Answer:
         headers = HEADERS if headers is None else headers
         if not self.evented:
             return connections.request(method, url + path, body=body, headers=headers,
-                                       connect_timeout_s=5, read_timeout_s=read_timeout_s)
+                                       connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s)
         request = encode_request(method, url + path, body=body, headers=headers)
         done: Future[Answer | WireError] = Future()
-        self._sender(connections).submit(Exchange(request, 5, read_timeout_s, tag=done))
+        self._sender(connections).submit(Exchange(request, connect_timeout_s, read_timeout_s, tag=done))
         result = done.result(timeout=30)
         if isinstance(result, WireError):
             raise result
@@ -412,3 +417,140 @@ def test_an_answer_framed_by_the_end_of_the_connection_waits_for_it() -> None:
     assert (answer.body, keeps) == (b"until the end", False)
     with pytest.raises(ConnectionResetError):  # closed before its Content-Length was all there
         parse_answer(OK[:-3], ended=True, head_only=False)
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+HOSTILE = {
+    "negative chunk size": CHUNKED + b"-1\r\nxx\r\n0\r\n\r\n",
+    "0x chunk size": CHUNKED + b"0x2\r\n{}\r\n0\r\n\r\n",
+    "underscored chunk size": CHUNKED + b"1_0\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n",
+    "too many interim answers": b"HTTP/1.1 100 Continue\r\n\r\n" * (MAX_INTERIM_ANSWERS + 1) + OK,
+    "too many chunks": CHUNKED + b"1\r\nx\r\n" * (MAX_CHUNKS + 1) + b"0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("answer", HOSTILE.values(), ids=HOSTILE.keys())
+def test_an_answer_no_trackdrive_would_send_ends_its_call_and_no_other(call, serve, answer: bytes) -> None:
+    # A negative chunk size once left the parser reading zero bytes forever: the sender's one
+    # loop, and every call of its worker after it, hung.
+    server = serve(answer, OK)
+    connections = Connections()
+    with pytest.raises(WireError) as raised:
+        call(connections, server.url)
+    assert raised.value.kind == "protocol"
+    assert call(connections, server.url).status == 201
+
+
+def test_the_interim_answers_allowed_are_skipped(call, serve) -> None:
+    server = serve(b"HTTP/1.1 100 Continue\r\n\r\n" * MAX_INTERIM_ANSWERS + OK)
+    assert call(Connections(), server.url).status == 201
+
+
+class Trickler:
+    """Answers the first request with a head, then one body byte every ``every_s``, then closes."""
+
+    def __init__(self, every_s: float, pieces: int) -> None:
+        self.every_s, self.pieces = every_s, pieces
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        sock, _ = self.listener.accept()
+        try:
+            _read_request(sock)
+            sock.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 100000\r\n\r\n")
+            for _ in range(self.pieces):
+                time.sleep(self.every_s)
+                sock.sendall(b"x")
+        except OSError:
+            pass
+        finally:
+            sock.close()
+            self.listener.close()
+
+
+def test_an_answer_trickled_byte_by_byte_ends_at_the_connect_and_read_timeouts(call) -> None:
+    # Each byte comes well within the read timeout, so only the cap on the whole call (connect +
+    # read timeout) ends it, as a timeout. Without the cap the call would last until the server
+    # gives up and closes, and end as a protocol error: the lead would outlive its lease and be
+    # sent again while this call was still open.
+    server = Trickler(every_s=0.05, pieces=200)
+    with pytest.raises(WireError) as raised:
+        call(Connections(), server.url, connect_timeout_s=0.2, read_timeout_s=0.5)
+    assert raised.value.kind == "timeout"
+
+
+def test_a_host_name_that_cannot_be_encoded_is_a_connect_error(call) -> None:
+    with pytest.raises(WireError) as raised:  # an IDNA label over 63 characters
+        call(Connections(), "http://" + "a" * 64 + ".example.com")
+    assert raised.value.kind == "connect"
+
+
+@pytest.mark.parametrize(("path", "headers", "kind"), [
+    ("/api/v1/leads/\ud800", HEADERS, "invalid_url"),
+    ("/api/v1/leads", {"Idempotency-Key": "\ud800"}, "invalid_header"),
+])
+def test_a_call_that_cannot_be_encoded_is_refused(path: str, headers: dict[str, str], kind: str) -> None:
+    with pytest.raises(WireError) as raised:
+        encode_request("POST", "https://td.example.com" + path, body=b"{}", headers=headers)
+    assert raised.value.kind == kind
+
+
+def test_a_connection_is_kept_past_descriptor_1024(call, serve) -> None:
+    server = serve(OK, OK)
+    read_end, write_end = os.pipe()
+    filler = [read_end, write_end]
+    try:
+        while max(filler) < 1100:  # a busy worker's sockets reach descriptor numbers past 1024
+            filler.append(os.dup(read_end))
+        connections = Connections()
+        assert call(connections, server.url).status == 201
+        assert call(connections, server.url).status == 201
+    finally:
+        for fd in filler:
+            os.close(fd)
+    assert server.connections == 1
+
+
+def test_parsing_again_waits_for_the_bytes_a_body_still_needs() -> None:
+    head = b"HTTP/1.1 201 Created\r\nContent-Length: 100\r\n\r\n"
+    with pytest.raises(Incomplete) as raised:
+        parse_answer(head + b"x" * 10, ended=False, head_only=False)
+    assert raised.value.needed == len(head) + 100
+
+
+class SlowConnects(Connections):
+    """Every new connection takes a while, as a TLS handshake far away does."""
+
+    def connect(self, origin: Origin, timeout_s: float):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)
+        return super().connect(origin, timeout_s)
+
+
+def test_a_stop_lets_connects_still_queued_send_their_calls(serve) -> None:
+    # Stopping once cancelled the connects still queued behind the connector threads: their
+    # calls, never sent, waited out their deadlines and were recorded as failed attempts.
+    calls = CONNECT_THREADS * 2
+    server = serve(*[OK] * calls, close_after=True)
+    finished: list[Answer | WireError] = []
+    sender = Sender(SlowConnects(), lambda batch: finished.extend(result for _, result in batch))
+    sender.start()
+    request = encode_request("POST", server.url + "/api/v1/leads", body=b"{}", headers=HEADERS)
+    for number in range(calls):
+        sender.submit(Exchange(request, 5, 10, tag=number))
+    sender.stop(0.1)  # gives up waiting while connects are still queued; the loop goes on
+    for _ in range(3000):
+        if len(finished) == calls:
+            break
+        time.sleep(0.01)
+    assert [getattr(result, "status", result) for result in finished] == [201] * calls
+
+
+def test_a_sender_that_has_stopped_refuses_a_call(serve) -> None:
+    sender = Sender(Connections(), lambda batch: None)
+    sender.start()
+    sender.stop(5)
+    request = encode_request("POST", "http://127.0.0.1:9/api/v1/leads", body=b"{}", headers=HEADERS)
+    with pytest.raises(RuntimeError):
+        sender.submit(Exchange(request, 5, 10, tag=None))
