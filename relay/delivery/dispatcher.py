@@ -290,6 +290,9 @@ class Dispatcher:
         except Exception as exc:
             log.exception("delivery of a lead failed unexpectedly: %s", _describe(exc),
                           extra={"lead_id": lead.id, "result": "error"})
+            # Not sent: given back at once (due again, no attempt spent) rather than held
+            # until its lease expires.
+            self._aside(lambda: self._release(lead.id))
             self._give_slots(1)
             future.set_result(None)
         return future

@@ -118,6 +118,20 @@ def test_a_stored_call_the_wire_cannot_encode_is_dead_either_way(sandbox: Runnin
     dispatcher.stop(5)
 
 
+def test_a_lead_the_sender_refuses_is_given_back_unsent(live_client: TrackdriveClient,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    store = FakeStore(make_lead("L1", CALL), make_lead("L2", CALL))
+    dispatcher = dispatcher_for(store, live_client, evented=True)
+    hand_over(dispatcher, store, "L1").result(timeout=30)  # starts the sender
+    assert dispatcher._sender is not None
+    dispatcher._sender.stop(5)  # as if its loop had ended just before this hand-over
+    assert hand_over(dispatcher, store, "L2").result(timeout=30) is None
+    assert eventually(lambda: store.get("L2").lease_owner is None)
+    assert (store.get("L2").status, store.get("L2").attempts) == ("queued", 0)
+    assert "delivery of a lead failed unexpectedly" in caplog.text
+    dispatcher.stop(5)
+
+
 @pytest.mark.parametrize("bad_call", [None, {}, {"action": "create_lead"}, "not a dict", ["x"]])
 def test_bad_rows_are_dead_and_the_next_lead_still_goes(bad_call: object) -> None:
     store = FakeStore(make_lead("BAD", bad_call), make_lead("GOOD", CALL))  # type: ignore[arg-type]
