@@ -111,9 +111,8 @@ class Connections:
                   gives_up_at: float) -> Answer:
         origin = request.origin
         connection.answered = False
-        connection.read_timeout_s, connection.gives_up_at = read_timeout_s, gives_up_at
         try:
-            connection.sock.settimeout(max(0.001, min(read_timeout_s, gives_up_at - time.monotonic())))
+            connection.arm(read_timeout_s, gives_up_at)
             connection.sock.sendall(request.payload)
             answer, reusable = connection.read_answer(head_only=request.head_only)
         except TimeoutError:
@@ -312,8 +311,6 @@ class _Reader:
         self.buffer += chunk
 
     def _read_exactly(self, length: int) -> bytes:
-        if length < 0:
-            raise ValueError("negative length")
         kept = bytearray()
         while length:
             if not self.buffer:
@@ -375,15 +372,23 @@ class Connection(_Reader):
     def __init__(self, sock: socket.socket) -> None:
         super().__init__()
         self.sock = sock
-        self.read_timeout_s: float | None = None  # set by each blocking exchange
+        self.read_timeout_s: float | None = None  # set by arm() for each blocking exchange
         self.gives_up_at = float("inf")
 
-    def _more(self) -> bytes:
+    def arm(self, read_timeout_s: float, gives_up_at: float) -> None:
+        """Blocking reads from here on: each waits up to ``read_timeout_s``, none past ``gives_up_at``."""
+        self.read_timeout_s, self.gives_up_at = read_timeout_s, gives_up_at
+        self._set_timeout()
+
+    def _set_timeout(self) -> None:
         left = self.gives_up_at - time.monotonic()
         if left <= 0:
             raise TimeoutError("the call outlived its connect and read timeouts")
-        if self.read_timeout_s is not None and left < self.read_timeout_s:
-            self.sock.settimeout(left)
+        self.sock.settimeout(min(self.read_timeout_s or left, left))
+
+    def _more(self) -> bytes:
+        if self.read_timeout_s is not None:
+            self._set_timeout()
         return self.sock.recv(RECV_BYTES)
 
     def still_open(self) -> bool:

@@ -10,6 +10,7 @@ Flask app is built in each worker (``wsgi_app``), never in the master.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -71,6 +72,7 @@ def on_starting(server: Any) -> None:
         except BaseException:
             server.log.exception("migrating the outbox at start failed")
         finally:
+            logging.shutdown()  # os._exit skips it: lines still batched would be lost
             os._exit(code)
     _, status = os.waitpid(child, 0)
     if os.waitstatus_to_exitcode(status) not in (0, OUTBOX_UNAVAILABLE):

@@ -28,6 +28,7 @@ from relay.delivery.wire import (
     parse_answer,
     split_url,
 )
+from tests.support.rawhttp import read_request
 
 HEADERS = {"Accept": "application/json", "Idempotency-Key": "L1"}  # as the relay sends every call
 
@@ -68,7 +69,7 @@ class RawServer:
             if self.tls is not None:
                 sock = self.tls.wrap_socket(sock, server_side=True)
             while self.answers:
-                request = _read_request(sock)
+                request = read_request(sock)
                 if request is None:
                     return
                 self.requests.append(request)
@@ -85,24 +86,6 @@ class RawServer:
 
     def close(self) -> None:
         self.listener.close()
-
-
-def _read_request(sock: socket.socket) -> bytes | None:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return None
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head + b"\r\n\r\n" + body
 
 
 @pytest.fixture
@@ -458,7 +441,7 @@ class Trickler:
     def _serve(self) -> None:
         sock, _ = self.listener.accept()
         try:
-            _read_request(sock)
+            read_request(sock)
             sock.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 100000\r\n\r\n")
             for _ in range(self.pieces):
                 time.sleep(self.every_s)

@@ -1,0 +1,33 @@
+"""Reading one HTTP/1.1 request off a raw socket, for stand-ins that script their answers byte by byte."""
+from __future__ import annotations
+
+import socket
+
+
+def read_request(sock: socket.socket) -> bytes | None:
+    """The next request on ``sock`` (head and body), or None once the client has closed."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def header(request: bytes, name: str) -> str | None:
+    """The value of header ``name`` in a request read by :func:`read_request`."""
+    head = request.partition(b"\r\n\r\n")[0].decode("latin-1")
+    for line in head.split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name.lower():
+            return value.strip()
+    return None
