@@ -28,7 +28,7 @@ from relay.delivery.wire import (
     parse_answer,
     split_url,
 )
-from tests.support.rawhttp import read_request
+from tests.support.rawhttp import read_request, serve_connections
 
 HEADERS = {"Accept": "application/json", "Idempotency-Key": "L1"}  # as the relay sends every call
 
@@ -48,23 +48,14 @@ class RawServer:
         self.connections = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        serve_connections(self.listener, self._talk)
 
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._talk, args=(sock,), daemon=True).start()
-
     def _talk(self, sock: socket.socket) -> None:
+        self.connections += 1
         try:
             if self.tls is not None:
                 sock = self.tls.wrap_socket(sock, server_side=True)

@@ -4,9 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.support.stack import SHIPPED_SECRETS, Stack, wait_until
+from tests.support.stack import Stack, wait_until
 
 LEADS = 20
 
@@ -17,13 +16,7 @@ def test_every_lead_reaches_trackdrive_once_either_way(tmp_path: Path, evented: 
                                            "RELAY_RETRY_DELAYS": "0.2,0.2,0.2,0.2,0.2"}).start()
     try:
         stack.set_behaviour(fail_rate=0.3, drop_rate=0.1, seed=11)  # retried until accepted
-        headers = {"X-Api-Key": SHIPPED_SECRETS["GENERIC_JSON_API_KEY"]}
-        lead_ids = []
-        for n in range(LEADS):
-            answer = requests.post(f"{stack.url}/hooks/generic-json", headers=headers, timeout=30,
-                                   json={"lead_id": f"modes-{evented}-{n}", "phone": f"(512) 201-{n:04d}"})
-            assert answer.status_code == 202, answer.text
-            lead_ids.append(answer.json()["lead_id"])
+        lead_ids = stack.post_leads(f"modes-{evented}", LEADS)
 
         def accepted() -> list[str]:
             return [r["lead_id"] for r in stack.received() if r["answer"]["fate"] == "accepted"]

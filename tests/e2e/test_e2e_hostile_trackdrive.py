@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.rawhttp import header, read_request
-from tests.support.stack import SHIPPED_SECRETS, Stack, wait_until
+from tests.support.rawhttp import header, read_request, serve_connections
+from tests.support.stack import Stack, wait_until
 
 LEADS = 12
 CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -37,15 +37,7 @@ class HostileTrackdrive:
         self.accepted: list[str] = []
         self._hostile = itertools.cycle(HOSTILE)
         self._lock = threading.Lock()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._talk, args=(sock,), daemon=True).start()
+        serve_connections(self.listener, self._talk)
 
     def _talk(self, sock: socket.socket) -> None:
         try:
@@ -75,13 +67,7 @@ def test_hostile_answers_end_their_own_calls_and_every_lead_is_delivered(tmp_pat
     stack = Stack(tmp_path, env_overrides={"TRACKDRIVE_BASE_URL": trackdrive.url, "RELAY_DELIVERY_EVENTED": evented,
                                            "RELAY_RETRY_DELAYS": "0.2,0.2,0.2"}).start()
     try:
-        headers = {"X-Api-Key": SHIPPED_SECRETS["GENERIC_JSON_API_KEY"]}
-        lead_ids = []
-        for n in range(LEADS):
-            answer = requests.post(f"{stack.url}/hooks/generic-json", headers=headers, timeout=30,
-                                   json={"lead_id": f"hostile-{n}", "phone": f"(512) 201-{n:04d}"})
-            assert answer.status_code == 202, answer.text
-            lead_ids.append(answer.json()["lead_id"])
+        lead_ids = stack.post_leads(f"hostile-{evented}", LEADS)
         assert wait_until(lambda: len(trackdrive.accepted) >= LEADS)
         assert sorted(trackdrive.accepted) == sorted(lead_ids)
         assert requests.get(f"{stack.url}/readyz", timeout=10).status_code == 200

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+from typing import Callable
 
 
 def read_request(sock: socket.socket) -> bytes | None:
@@ -31,3 +33,16 @@ def header(request: bytes, name: str) -> str | None:
         if key.strip().lower() == name.lower():
             return value.strip()
     return None
+
+
+def serve_connections(listener: socket.socket, talk: Callable[[socket.socket], None]) -> None:
+    """Run ``talk`` on a thread of its own for each connection ``listener`` accepts, until it is closed."""
+    def accept_all() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=talk, args=(sock,), daemon=True).start()
+
+    threading.Thread(target=accept_all, daemon=True).start()

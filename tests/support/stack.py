@@ -117,6 +117,17 @@ class Stack:
     def admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.env()['RELAY_ADMIN_TOKEN']}"}
 
+    def post_leads(self, prefix: str, count: int) -> list[str]:
+        """Post ``count`` distinct leads to the shipped generic-json source; the relay's lead ids."""
+        headers = {"X-Api-Key": SHIPPED_SECRETS["GENERIC_JSON_API_KEY"]}
+        lead_ids = []
+        for n in range(count):
+            answer = requests.post(f"{self.url}/hooks/generic-json", headers=headers, timeout=30,
+                                   json={"lead_id": f"{prefix}-{n}", "phone": f"(512) 201-{n:04d}"})
+            assert answer.status_code == 202, answer.text
+            lead_ids.append(answer.json()["lead_id"])
+        return lead_ids
+
     def received(self) -> list[dict[str, Any]]:
         return requests.get(f"{self.sandbox_url}/_sandbox/received", timeout=10).json()
 
